@@ -1,0 +1,35 @@
+# The course's commands. A newcomer needs two: `make start` (students) and `make test` (everything).
+# Both create the local virtual environment .venv/ from the pinned requirements the first time.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8888
+# JupyterLab refuses to run as root unless told to (containers, CI machines).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: start test build grade setup setup-dev
+
+start: setup  ## Start JupyterLab on the course's start page
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks/start.ipynb \
+		--ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
+
+test: setup-dev  ## Run the whole test suite (grading, generated folders, solutions with nbval, browser)
+	$(BIN)/python -m pytest tests --nbval solutions --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+build: setup-dev  ## Rebuild release/ and solutions/ from source/ (never edit those two by hand)
+	$(BIN)/python -m coursekit build
+
+setup: $(VENV)/.student-installed
+setup-dev: $(VENV)/.dev-installed
+
+$(VENV)/.student-installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.student-installed requirements-dev.txt pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@

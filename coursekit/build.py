@@ -1,0 +1,39 @@
+"""Rebuild release/ (student notebooks) and solutions/ (executed solution notebooks) from source/.
+
+release/ and solutions/ are generated: never edit them by hand, run `python -m coursekit build`.
+"""
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import COURSE_ROOT, assignments
+from .nbgrader_cli import nbgrader
+
+
+def build(course_root: Path = COURSE_ROOT, only: list[str] | None = None) -> list[str]:
+    """Generate release/<a>/ and solutions/<a>/ for each assignment (all, or those in `only`).
+
+    A throwaway gradebook is used, so the result depends on source/ alone, not on a local gradebook.db.
+    Returns the assignments built.
+    """
+    course_root = Path(course_root)
+    todo = only or assignments(course_root)
+    with tempfile.TemporaryDirectory(prefix="coursekit-build-") as scratch:
+        db = f"--CourseDirectory.db_url=sqlite:///{scratch}/gradebook.db"
+        for assignment in todo:
+            if not (course_root / "source" / assignment).is_dir():
+                raise FileNotFoundError(f"no such assignment: source/{assignment}/")
+            nbgrader(course_root, "generate_assignment", assignment, "--force", db)
+            nbgrader(course_root, "generate_solution", assignment, "--force", db)
+            for notebook in (course_root / "solutions" / assignment).glob("*.ipynb"):
+                _make_reproducible(notebook)
+    return todo
+
+
+def _make_reproducible(notebook: Path) -> None:
+    """Drop what differs from run to run but teaches nothing (execution timestamps in cell metadata)."""
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        cell.get("metadata", {}).pop("execution", None)
+    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")

@@ -1,0 +1,65 @@
+"""nbgrader preprocessor: put back every locked or graded cell a student deleted, in its place.
+
+nbgrader's own `OverwriteCells.add_missing_cells` restores deleted test cells, but only when the cell
+before them is an answer or test cell: when a locked read-only cell (setup code) comes first it fails with
+a KeyError and the whole notebook goes ungraded (nbgrader 0.9.6). Students delete cells by accident, so
+this version restores missing test cells AND missing locked setup cells, each after the nearest earlier
+cell of the master notebook that is still there. Configured in nbgrader_config.py.
+"""
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import OverwriteCells
+
+
+class RestoreMissingCells(OverwriteCells):
+
+    def add_missing_grade_cells(self, nb, resources):
+        source_notebook = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        source_cells = list(source_notebook.source_cells)  # in the master notebook's order
+        points = {cell.name: cell.max_score for cell in source_notebook.grade_cells}
+        answers = {cell.name for cell in source_notebook.solution_cells}
+
+        for position, source_cell in enumerate(source_cells):
+            if _index_of(nb, source_cell.name) is not None:
+                continue
+            if source_cell.name in points:  # a test cell (or a manually graded answer)
+                cell = self.missing_cell_transform(source_cell, points[source_cell.name],
+                                                   is_solution=source_cell.name in answers)
+            elif source_cell.locked and source_cell.name not in answers:  # locked setup code
+                cell = _read_only_cell(source_cell)
+            else:
+                continue
+            self.log.warning("Missing cell %s encountered, adding it back to the notebook", source_cell.name)
+            nb.cells.insert(_insert_position(nb, source_cells[:position]), cell)
+        return nb, resources
+
+
+def _index_of(nb, grade_id):
+    for index, cell in enumerate(nb.cells):
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return index
+    return None
+
+
+def _insert_position(nb, earlier_source_cells):
+    """Just after the last earlier master cell still in the notebook (or at the top)."""
+    for earlier in reversed(earlier_source_cells):
+        index = _index_of(nb, earlier.name)
+        if index is not None:
+            return index + 1
+    return 0
+
+
+def _read_only_cell(source_cell):
+    cell = {
+        "cell_type": source_cell.cell_type,
+        "metadata": {
+            "deletable": False,
+            "editable": False,
+            "nbgrader": {"grade": False, "grade_id": source_cell.name, "locked": True, "schema_version": 3,
+                         "solution": False, "task": False, "checksum": source_cell.checksum},
+        },
+        "source": source_cell.source,
+    }
+    if source_cell.cell_type == "code":
+        cell.update(execution_count=None, outputs=[])
+    return NotebookNode(cell)

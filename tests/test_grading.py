@@ -1,0 +1,82 @@
+"""Grading is real both ways: right work earns full marks, wrong or missing work loses them, and no
+submission, however broken, stops the class from being graded."""
+import json
+
+import pytest
+
+from coursekit import submissions as subs
+from conftest import ASSIGNMENTS, BROKEN
+
+WRONG = [(a, exercise, number, mistake)
+         for a in ASSIGNMENTS
+         for exercise, mistakes in subs.wrong_answers(a).items()
+         for number, mistake in enumerate(mistakes, start=1)]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_autograded_exercise_has_tests_and_at_least_two_wrong_answers(assignment):
+    exercises = subs.autograded_exercises(subs.blank_submission(assignment))
+    assert exercises, "no autograded exercise found"
+    for exercise, tests in exercises.items():
+        assert tests, f"{exercise} has no test cell named test_{exercise}_<n>"
+        assert len(subs.wrong_answers(assignment).get(exercise, {})) >= 2, (
+            f"{exercise}: tests/wrong_answers/{assignment}.py needs at least two realistic wrong answers")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_solution_earns_full_marks(graded_class, assignment):
+    result = graded_class(assignment)["correct"]
+    assert result.problem is None
+    assert result.max_score > 0
+    assert result.scores == result.max_scores
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_blank_release_earns_zero_without_crashing(graded_class, assignment):
+    result = graded_class(assignment)["blank"]
+    assert result.problem is None
+    assert result.scores and set(result.scores.values()) == {0.0}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("tampering", ["tests-edited-to-pass", "tests-deleted"])
+def test_a_students_changed_test_cells_are_restored(graded_class, assignment, tampering):
+    graded = graded_class(assignment)
+    blank, correct = graded[f"blank-{tampering}"], graded[f"correct-{tampering}"]
+    assert blank.problem is None and correct.problem is None
+    assert set(blank.scores.values()) == {0.0}, "tampering with the tests must not earn points"
+    assert correct.scores == correct.max_scores, "a correct answer keeps its points once the tests are back"
+    restored = {t for tests in graded.exercises.values() for t in tests}
+    assert restored <= set(blank.restored_cells), "every test cell was put back and reported"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("student", list(BROKEN) + ["malformed-json", "missing-notebook"])
+def test_a_broken_submission_is_reported_and_the_class_is_still_graded(graded_class, assignment, student):
+    graded = graded_class(assignment)
+    result = graded[student]
+    assert result.problem, f"{student} must be reported, not given a silent score"
+    expected = {"loops-forever": "timed out", "hangs-in-await": "timed out", "calls-exit": "kernel died",
+                "calls-quit": "kernel died", "calls-os-exit": "kernel died",
+                "malformed-json": "not a valid notebook", "missing-notebook": "missing"}[student]
+    assert result.problem.startswith(expected), result.problem
+    # the same run graded everyone else, the correct student fully
+    assert graded["correct"].scores == graded["correct"].max_scores
+    submitted = graded.course / "submitted" / student / assignment / f"{assignment}.ipynb"
+    original = graded.submitted[student]
+    if original is not None:  # grading never modifies what was submitted
+        on_disk = submitted.read_text()
+        assert on_disk == (original if isinstance(original, str) else json.dumps(original, indent=1))
+
+
+@pytest.mark.parametrize("assignment,exercise,number,mistake", WRONG,
+                         ids=[f"{a}-{e}-{n}" for a, e, n, _ in WRONG])
+def test_a_wrong_answer_loses_that_exercises_points_and_only_those(graded_class, assignment, exercise, number, mistake):
+    graded = graded_class(assignment)
+    result = graded[f"wrong-{exercise}-{number}"]
+    assert result.problem is None, result.problem
+    own_tests = graded.exercises[exercise]
+    lost = sum(result.max_scores[t] - result.scores[t] for t in own_tests)
+    assert lost > 0, f"{mistake!r} still earns all {exercise} points"
+    others = {t: s for t, s in result.scores.items() if t not in own_tests}
+    assert others == {t: result.max_scores[t] for t in others}, f"{mistake!r} also cost points elsewhere: {others}"

@@ -1,0 +1,71 @@
+"""Realistic wrong answers for Section 1. Each, put into an otherwise correct notebook, must lose the points
+of its exercise and only those (tests/test_grading.py)."""
+
+WRONG_ANSWERS = {
+    "q1_nonblocking": {
+        "keeps the synchronous Session (blocks the event loop)": '''
+@app.get("/report")
+async def report():
+    with Session(sync_engine) as session:
+        row = session.execute(REPORT_QUERY).one()
+    return {"users": row.users, "loop_was_free": bool(row.loop_was_free)}
+''',
+        "forgets await on execute (500 error)": '''
+@app.get("/report")
+async def report():
+    async with SessionLocal() as session:
+        row = session.execute(REPORT_QUERY).one()
+    return {"users": row.users, "loop_was_free": bool(row.loop_was_free)}
+''',
+        "plain def with a sync Session (threadpool, not AsyncSession)": '''
+@app.get("/report")
+def report():
+    with Session(sync_engine) as session:
+        row = session.execute(REPORT_QUERY).one()
+    return {"users": row.users, "loop_was_free": bool(row.loop_was_free)}
+''',
+    },
+    "get_db": {
+        "pattern B: returns the session, never closes it": '''
+async def get_db():
+    session = SessionLocal()
+    return session
+''',
+        "yields but never closes": '''
+async def get_db():
+    session = SessionLocal()
+    yield session
+''',
+        "closes after yield without finally (skipped when the endpoint raises)": '''
+async def get_db():
+    session = SessionLocal()
+    yield session
+    await session.close()
+''',
+        "one shared session for every request": '''
+shared_session = SessionLocal()
+
+async def get_db():
+    yield shared_session
+''',
+    },
+    "q2_choice": {
+        "picks B": 'q2_pattern = "B"\nq2_reason = 1\n',
+        "right pattern, wrong reason (garbage collector)": 'q2_pattern = "A"\nq2_reason = 4\n',
+    },
+    "q3_missing_await": {
+        "await on the wrong expression": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    return list(await session.execute(select(User.email).order_by(User.id)).scalars().all())
+''',
+        "still no await (returns a coroutine)": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    return session.scalars(select(User.email).order_by(User.id))
+''',
+        "forgets the order": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    result = await session.execute(select(User.email).order_by(User.email.desc()))
+    return list(result.scalars().all())
+''',
+    },
+}
