@@ -1,0 +1,58 @@
+"""Every section notebook follows the course's anatomy: the points a student reads at the top are the points
+nbgrader gives, every exercise has its tests right after it, and test cells are locked."""
+import re
+
+import pytest
+
+from coursekit import COURSE_ROOT, assignments
+from coursekit.submissions import is_answer, is_test, nbgrader_meta, read_notebook
+
+ASSIGNMENTS = assignments()
+
+
+def source(assignment):
+    return read_notebook(COURSE_ROOT / "source" / assignment / f"{assignment}.ipynb")
+
+
+def points_by_exercise(notebook) -> dict[str, float]:
+    """Exercise -> points: the test cells test_<exercise>[_n] of each code answer, or a prose answer's own points."""
+    answers = [nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if is_answer(c)]
+    points = {}
+    for answer in answers:
+        cells = [c for c in notebook["cells"]
+                 if nbgrader_meta(c).get("grade") and re.fullmatch(rf"(test_)?{re.escape(answer)}(_\d+)?", nbgrader_meta(c)["grade_id"])]
+        points[answer] = sum(nbgrader_meta(c).get("points", 0) for c in cells)
+    return points
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_points_table_at_the_top_matches_the_graded_cells(assignment):
+    notebook = source(assignment)
+    title = "".join(notebook["cells"][0]["source"])
+    points = points_by_exercise(notebook)
+    total = sum(nbgrader_meta(c).get("points", 0) for c in notebook["cells"] if nbgrader_meta(c).get("grade"))
+    assert total == sum(points.values()), "every graded cell belongs to an exercise"
+    rows = {}
+    for line in title.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        named = re.findall(r"`(\w+)`", cells[0]) if cells else []
+        if named and cells[-1].strip("* ").isdigit():
+            rows[named[0]] = int(cells[-1].strip("* "))
+        if cells and "total" in cells[0].lower():
+            assert int(cells[-1].strip("* ")) == total, f"the title says total {cells[-1]}, the cells give {total}"
+    assert rows == {name: int(p) for name, p in points.items()}, "the points table names each exercise with its points"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_each_code_exercise_is_followed_by_its_locked_test_cells(assignment):
+    cells = source(assignment)["cells"]
+    for index, cell in enumerate(cells):
+        if not (is_answer(cell) and cell["cell_type"] == "code"):
+            continue
+        name = nbgrader_meta(cell)["grade_id"]
+        tests = [c for c in cells[index + 1:] if is_test(c) and nbgrader_meta(c)["grade_id"].startswith(f"test_{name}")]
+        assert tests, f"{name} has no test cell"
+        for test in tests:
+            assert nbgrader_meta(test)["locked"], f"{nbgrader_meta(test)['grade_id']} must be locked"
+            text = "".join(test["source"])
+            assert re.match(r"# \d+ points?", text), f"{nbgrader_meta(test)['grade_id']} starts with '# N points'"
