@@ -7,14 +7,19 @@ BIN := $(VENV)/bin
 PORT ?= 8888
 # JupyterLab refuses to run as root unless told to (containers, CI machines).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+# The browser test drives the distribution's Chromium (never a browser downloaded by Playwright).
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: start test build grade setup setup-dev
+.PHONY: start test build grade setup setup-dev browser
 
+# JUPYTER_CONFIG_PATH adds jupyter-student/: the student's JupyterLab, without nbgrader's instructor tools
+# (formgrader, Create Assignment, course list); Validate and the assignment list stay. Binder's `start` does the same.
 start: setup  ## Start JupyterLab on the course's start page
-	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks/start.ipynb \
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-student$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	exec $(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/start.ipynb \
 		--ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
-test: setup-dev  ## Run the whole test suite (grading, generated folders, solutions with nbval, browser)
+test: setup-dev browser  ## Run the whole test suite (grading, generated folders, solutions with nbval, browser)
 	$(BIN)/python -m pytest tests --nbval solutions --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 build: setup-dev  ## Rebuild release/ and solutions/ from source/ (never edit those two by hand)
@@ -33,3 +38,11 @@ $(VENV)/.dev-installed: $(VENV)/.student-installed requirements-dev.txt pyprojec
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# Debian's chromium, installed with apt-get when it is missing and we may (root: containers and CI).
+# Otherwise tests/test_browser.py says how to install it.
+browser:
+	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser test (apt-get, about 20 s)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
