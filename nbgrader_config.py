@@ -17,25 +17,50 @@ c.CourseDirectory.solution_directory = "solutions"
 # Grading: a cell gets 60 s; a hung cell is interrupted and grading goes on with the next one.
 c.Execute.timeout = 60
 # Students delete or merge test cells by accident: put every graded cell back from the source.
-# nbgrader's own restore fails when the deleted cell follows a locked setup cell; ours handles both.
+# nbgrader's own restore fails when the deleted cell follows a locked setup cell; coursekit's handles both.
 c.OverwriteCells.add_missing_cells = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the course's own tooling, coursekit/
 try:
-    import coursekit.restore_cells  # noqa: F401 (instructor tooling; a student's copy of the course has none)
+    import coursekit.preprocessors  # noqa: F401 (instructor tooling: the student copy has its own config)
+    import coursekit.restore_cells  # noqa: F401
 except ImportError:
     pass
 else:
+    # nbgrader's own list, with two fixes: a copied graded cell and a deleted cell after a locked setup cell
+    # each made nbgrader 0.9.6 give up on the whole notebook.
     c.Autograde.sanitize_preprocessors = [
         "nbgrader.preprocessors.ClearOutput",
-        "nbgrader.preprocessors.DeduplicateIds",
+        "coursekit.preprocessors.DeduplicateCells",
         "nbgrader.preprocessors.OverwriteKernelspec",
         "coursekit.restore_cells.RestoreMissingCells",
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
+    # nbgrader's own list, with Execute replaced: a cell that prints without end is stopped after 1 MB
+    # instead of filling the grader's memory, and each notebook's kernel start / run time is logged.
+    c.Autograde.autograde_preprocessors = [
+        "coursekit.preprocessors.GuardedExecute",
+        "nbgrader.preprocessors.IgnorePattern",
+        "nbconvert.preprocessors.ClearMetadataPreprocessor",
+        "nbgrader.preprocessors.LimitOutput",
+        "nbgrader.preprocessors.SaveAutoGrades",
+        "nbgrader.preprocessors.AssignLatePenalties",
+        "nbgrader.preprocessors.CheckCellMetadata",
+    ]
+    c.GuardedExecute.max_output_bytes = 1_000_000
 
-# Feedback returned to students must not show the hidden tests.
+# Feedback returned to students must not show the hidden tests: ClearHiddenTests removes them from the cells,
+# coursekit's HideHiddenTestTracebacks from the tracebacks of failing hidden asserts (which quote their line).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+if "coursekit.preprocessors" in sys.modules:
+    c.GenerateFeedback.preprocessors.insert(1, "coursekit.preprocessors.HideHiddenTestTracebacks")
+
+# A class without JupyterHub hands in through an LMS: `nbgrader zip_collect` reads the LMS's zip download from
+# downloaded/<assignment>/archive/ and finds the student in each file's name (matched against its whole path).
+# This pattern is Canvas's "<name>[_LATE]_<user id>_<file id>_<notebook>.ipynb"; for Moodle's
+# "<Full Name>_<id>_assignsubmission_file_<notebook>.ipynb" use
+# r".*/[^/]+_(?P<student_id>\d+)_assignsubmission_file_(?P<file_id>[^/]+)$" (nbgrader docs: "zip_collect").
+c.FileNameCollector.named_regexp = r".*/[^_/]+(?:_LATE)?_(?P<student_id>\d+)_\d+_(?P<file_id>[^/]+)$"

@@ -1,6 +1,8 @@
 """Command line: `python -m coursekit COMMAND`. Run with --help for the list."""
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 from . import COURSE_ROOT
@@ -13,11 +15,35 @@ def main(argv: list[str] | None = None) -> int:
     build_cmd = commands.add_parser("build", help="regenerate release/ and solutions/ from source/")
     build_cmd.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
 
-    grade_cmd = commands.add_parser("grade", help="autograde every submission of an assignment")
+    grade_cmd = commands.add_parser(
+        "grade", help="autograde every submission of an assignment, in parallel, and report on the class",
+        description="Autograde submitted/*/ASSIGNMENT/ with nbgrader in parallel worker processes, into the "
+                    "course's gradebook, then print per-exercise means and failures, plot the score distribution "
+                    "and list the submissions that timed out, crashed or were malformed. Exit code 1 when any "
+                    "submission needs attention.")
     grade_cmd.add_argument("assignment")
     grade_cmd.add_argument("--course", type=Path, default=COURSE_ROOT, help="course folder (default: this repo)")
-    grade_cmd.add_argument("--jobs", type=int, default=None, help="parallel graders (default: all cores)")
+    grade_cmd.add_argument("--jobs", "-j", type=int, default=None,
+                           help=f"parallel graders (default: all cores, here {os.cpu_count()})")
     grade_cmd.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: nbgrader_config.py)")
+    grade_cmd.add_argument("--db", default=None, metavar="URL",
+                           help="gradebook URL, e.g. postgresql://user@host/course (default: nbgrader_config.py's "
+                                "CourseDirectory.db_url, normally sqlite:///<course>/gradebook.db)")
+    grade_cmd.add_argument("--student", action="append", dest="students", metavar="ID",
+                           help="grade only this student (repeatable; default: everyone in submitted/)")
+    grade_cmd.add_argument("--plot", type=Path, default=None,
+                           help="where to save the score distribution (default: <course>/reports/<assignment>-scores.png)")
+    grade_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    copy_cmd = commands.add_parser(
+        "student-copy", help="export what students receive into a folder (the public student repository)",
+        description="Write the release notebooks, the start page, the environment files, a student README with "
+                    "the Binder links and a student nbgrader_config.py into DEST. Refuses when anything of "
+                    "source/'s solutions or hidden tests would reach it.")
+    copy_cmd.add_argument("dest", type=Path)
+    copy_cmd.add_argument("--repo", default="OWNER/REPO", help="the student repository on GitHub, for Binder links")
+    copy_cmd.add_argument("--branch", default="main", help="its branch (default: main)")
+    copy_cmd.add_argument("--course", type=Path, default=COURSE_ROOT, help="course folder (default: this repo)")
 
     args = parser.parse_args(argv)
     if args.command == "build":
@@ -26,11 +52,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"built release/{assignment}/ and solutions/{assignment}/")
         return 0
     if args.command == "grade":
-        from .grading import grade_assignment, print_summary
-        results = grade_assignment(args.course, args.assignment, jobs=args.jobs, cell_timeout=args.timeout)
-        print_summary(results)
-        return 0 if all(r.problem is None for r in results) else 1
+        return grade(args)
+    if args.command == "student-copy":
+        from .student_copy import export_student_copy
+        written = export_student_copy(args.dest, repo=args.repo, branch=args.branch, course_root=args.course)
+        print(f"student copy written to {args.dest} ({len(written)} files); push it as the public repository")
+        return 0
     return 2
+
+
+def grade(args) -> int:
+    from .grading import ProgressBar, exercises_of, format_summary, grade_assignment, plot_scores
+
+    course = args.course.resolve()
+    if not (course / "source" / args.assignment).is_dir():
+        print(f"no such assignment: {course / 'source' / args.assignment}", file=sys.stderr)
+        return 2
+    jobs = args.jobs or os.cpu_count() or 1
+    started = time.monotonic()
+    results = grade_assignment(course, args.assignment, students=args.students, jobs=jobs,
+                               cell_timeout=args.timeout, db_url=args.db,
+                               progress=None if args.no_progress else ProgressBar())
+    seconds = time.monotonic() - started
+    if not results:
+        print(f"nothing to grade: no folder submitted/*/{args.assignment}/ in {course}", file=sys.stderr)
+        return 1
+    plot = plot_scores(results, args.plot or course / "reports" / f"{args.assignment}-scores.png", args.assignment)
+    print(format_summary(args.assignment, results, exercises_of(course, args.assignment), seconds=seconds,
+                         jobs=min(jobs, len(results)), plot=plot))
+    return 0 if all(r.problem is None for r in results) else 1
 
 
 if __name__ == "__main__":

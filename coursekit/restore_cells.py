@@ -5,6 +5,9 @@ before them is an answer or test cell: when a locked read-only cell (setup code)
 a KeyError and the whole notebook goes ungraded (nbgrader 0.9.6). Students delete cells by accident, so
 this version restores missing test cells AND missing locked setup cells, each after the nearest earlier
 cell of the master notebook that is still there. Configured in nbgrader_config.py.
+
+It also survives a copied cell: nbgrader's DeduplicateIds empties the nbgrader metadata of all but the last
+copy, and nbgrader's add_missing_task_cells then fails with KeyError 'grade_id' (the notebook goes ungraded).
 """
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import OverwriteCells
@@ -30,6 +33,17 @@ class RestoreMissingCells(OverwriteCells):
                 continue
             self.log.warning("Missing cell %s encountered, adding it back to the notebook", source_cell.name)
             nb.cells.insert(_insert_position(nb, source_cells[:position]), cell)
+        return nb, resources
+
+    def add_missing_task_cells(self, nb, resources):
+        """nbgrader's version, without failing on cells whose nbgrader metadata DeduplicateIds emptied."""
+        source_notebook = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        source_cells = {cell.name: cell for cell in source_notebook.source_cells}
+        present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
+        for task_cell in source_notebook.task_cells:
+            if task_cell.name not in present:
+                nb.cells.append(self.missing_cell_transform(source_cells[task_cell.name], task_cell.max_score,
+                                                            is_task=True))
         return nb, resources
 
 

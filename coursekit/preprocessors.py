@@ -1,0 +1,162 @@
+"""nbgrader preprocessors of the course, configured in nbgrader_config.py.
+
+- `GuardedExecute` replaces nbgrader's Execute at autograde: a cell that prints without end (megabytes, then
+  gigabytes) is stopped once it has printed `max_output_bytes`, instead of filling the grader's memory; and
+  each notebook's time is logged split into kernel start/stop and running the cells.
+- `DeduplicateCells` replaces nbgrader's DeduplicateIds at autograde: a student who copied a graded cell left
+  nbgrader with an empty `nbgrader` metadata on the other copies, which its CheckCellMetadata takes for an old
+  schema (SchemaTooOldError: the whole notebook goes ungraded). Here the other copies become plain cells.
+- `HideHiddenTestTracebacks` runs in generate_feedback before nbgrader's ClearHiddenTests: ClearHiddenTests
+  removes the hidden tests from the cell's source, but a failing hidden assert still shows its own line (and
+  the lines around it) in the error's traceback. This replaces those traceback frames with a short note.
+"""
+import asyncio
+import re
+import time
+
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
+from traitlets import Integer, Unicode
+
+# The grader recognises these in nbgrader's log (see coursekit.grading).
+OUTPUT_CUT_LOG = "coursekit: output limit"
+TIMING_LOG = "coursekit: timing"
+
+OUTPUT_CUT_NOTE = ("[grader] This cell printed more than {limit} of output: the rest was dropped and the cell "
+                   "was stopped.\n")
+
+
+class GuardedExecute(Execute):
+    """nbgrader's Execute, with a cap on what one cell may print and a timing line in the log."""
+
+    max_output_bytes = Integer(
+        1_000_000,
+        help="Most characters of output one cell may produce; beyond it the output is dropped and the cell "
+             "interrupted (-1: no limit).",
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._output_sizes: dict[int, int] = {}
+        self._cut_cells: set[int] = set()
+        self._pending: set[asyncio.Future] = set()
+        self._kernel_seconds = 0.0
+        started = time.perf_counter()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            total = time.perf_counter() - started
+            self.log.info("%s: kernel start/stop %.3f s, cells %.3f s", TIMING_LOG, self._kernel_seconds,
+                          total - self._kernel_seconds)
+
+    # Kernel start and stop: timed (the sync wrappers are what ExecutePreprocessor.preprocess calls).
+    def start_new_kernel(self, **kwargs):
+        started = time.perf_counter()
+        try:
+            return super().start_new_kernel(**kwargs)
+        finally:
+            self._kernel_seconds += time.perf_counter() - started
+
+    def start_new_kernel_client(self):
+        started = time.perf_counter()
+        try:
+            return super().start_new_kernel_client()
+        finally:
+            self._kernel_seconds += time.perf_counter() - started
+
+    def _cleanup_kernel(self):
+        started = time.perf_counter()
+        try:
+            return super()._cleanup_kernel()
+        finally:
+            self._kernel_seconds += time.perf_counter() - started
+
+    def output(self, outs, msg, display_id, cell_index):
+        if self.max_output_bytes < 0 or msg["msg_type"] == "error":
+            return super().output(outs, msg, display_id, cell_index)
+        if cell_index in self._cut_cells:
+            return None  # dropped: this cell already printed too much
+        size = self._output_sizes.get(cell_index, 0) + _size_of(msg["content"])
+        self._output_sizes[cell_index] = size
+        if size <= self.max_output_bytes:
+            return super().output(outs, msg, display_id, cell_index)
+        self._cut_cells.add(cell_index)
+        limit = _human_size(self.max_output_bytes)
+        self.log.warning("%s: cell %s printed more than %s; output dropped and the cell interrupted",
+                         OUTPUT_CUT_LOG, _cell_name(self.nb.cells[cell_index], cell_index), limit)
+        # First output of the cell, so that nbgrader's LimitOutput (which keeps the first lines) keeps the note.
+        outs.insert(0, NotebookNode(output_type="stream", name="stdout", text=OUTPUT_CUT_NOTE.format(limit=limit)))
+        interrupt = asyncio.ensure_future(self._interrupt())
+        self._pending.add(interrupt)
+        interrupt.add_done_callback(self._pending.discard)
+        return None
+
+    async def _interrupt(self):
+        result = self.km.interrupt_kernel()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+def _size_of(content: dict) -> int:
+    if "text" in content:
+        return len(content["text"])
+    return sum(len(value) if isinstance(value, str) else len(str(value)) for value in content.get("data", {}).values())
+
+
+def _human_size(n: int) -> str:
+    return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n / 1000:g} kB"
+
+
+def _cell_name(cell, index: int) -> str:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"#{index + 1}"
+
+
+class DeduplicateCells(DeduplicateIds):
+    """nbgrader's DeduplicateIds (the last copy of a cell keeps its grade id), leaving the others plain cells."""
+
+    def preprocess_cell(self, cell, resources, index):
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        if "nbgrader" in cell.get("metadata", {}) and not cell.metadata.nbgrader:
+            del cell.metadata["nbgrader"]
+        return cell, resources
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class HideHiddenTestTracebacks(NbGraderPreprocessor):
+    """In cells with hidden tests, replace the traceback frames that show the cell's own code with a note."""
+
+    begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
+    end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
+    note = Unicode("(the failing line is in the hidden tests, which are not shown)").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or self.begin_test_delimeter not in cell.source:
+            return cell, resources
+        hidden = self._hidden_lines(cell.source)
+        own_frame = f"Cell In[{cell.get('execution_count')}]" if cell.get("execution_count") else None
+        for output in cell.get("outputs", []):
+            if output.output_type != "error":
+                continue
+            kept = []
+            for entry in output.traceback:
+                plain = ANSI.sub("", entry)
+                if (own_frame and plain.lstrip().startswith(own_frame)) or any(line in plain for line in hidden):
+                    header = plain.strip().splitlines()[0] if own_frame and plain.lstrip().startswith(own_frame) else ""
+                    kept.append(f"{header}\n{self.note}".strip())
+                else:
+                    kept.append(entry)
+            output.traceback = kept
+        return cell, resources
+
+    def _hidden_lines(self, source: str) -> list[str]:
+        """The non-trivial lines of the cell's hidden-test regions (long enough not to match by chance)."""
+        lines, inside = [], False
+        for line in source.splitlines():
+            if self.begin_test_delimeter in line:
+                inside = True
+            elif self.end_test_delimeter in line:
+                inside = False
+            elif inside and len(line.strip()) >= 8:
+                lines.append(line.strip())
+        return lines

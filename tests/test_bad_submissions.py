@@ -1,0 +1,139 @@
+"""No submission, however broken, stops `coursekit grade`: the run finishes, every other student is graded, the
+broken one is reported with a clear reason, and nothing submitted is modified or lost.
+
+One class of Section 1 (the smallest notebook) holds one student per case of issue 6, graded once by two workers.
+"""
+import copy
+import hashlib
+import json
+
+import pytest
+
+from coursekit import submissions as subs
+from coursekit.grading import grade_assignment, make_course_folder
+
+ASSIGNMENT = "01-async-database"
+CELL_TIMEOUT = 15  # the looping cell costs this; correct cells of Section 1 take well under 5 s
+
+
+def with_cell_copied(notebook: dict, grade_id: str) -> dict:
+    """A student who copied a cell (Ctrl+C, Ctrl+V) right below itself."""
+    result = copy.deepcopy(notebook)
+    index = next(i for i, c in enumerate(result["cells"]) if subs.nbgrader_meta(c).get("grade_id") == grade_id)
+    duplicate = copy.deepcopy(result["cells"][index])
+    duplicate["id"] = duplicate["id"] + "-copy"
+    result["cells"].insert(index + 1, duplicate)
+    return result
+
+
+def with_cell_made_markdown(notebook: dict, grade_id: str) -> dict:
+    """A student who turned a code cell into a markdown cell (Esc, M)."""
+    result = copy.deepcopy(notebook)
+    cell = next(c for c in result["cells"] if subs.nbgrader_meta(c).get("grade_id") == grade_id)
+    cell["cell_type"] = "markdown"
+    cell.pop("outputs", None)
+    cell.pop("execution_count", None)
+    return result
+
+
+def first_test_cell(notebook: dict) -> str:
+    return next(subs.nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if subs.is_test(c))
+
+
+def class_with_every_bad_case() -> dict[str, dict | str | None]:
+    correct, blank = subs.correct_submission(ASSIGNMENT), subs.blank_submission(ASSIGNMENT)
+    answer = next(iter(subs.autograded_exercises(blank)))  # the first exercise's answer cell
+    return {
+        "correct": correct,
+        "loops-forever": subs.with_answers(correct, {answer: "while True:\n    pass\n"}),
+        "prints-gigabytes": subs.with_answers(correct, {answer: 'while True:\n    print("x" * 1_000_000)\n'}),
+        "kills-its-kernel": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"}),
+        "kills-the-grader": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}),
+        "deletes-test-cells": subs.with_test_cells_deleted(correct),
+        "edits-test-cells": subs.with_test_cells_replaced(blank, "pass"),
+        "duplicates-cells": with_cell_copied(with_cell_copied(correct, answer), first_test_cell(correct)),
+        "changes-cell-types": with_cell_made_markdown(with_cell_made_markdown(correct, answer), first_test_cell(correct)),
+        "invalid-json": '{"cells": [{"cell_type": "code", "source": "print(1)"',
+        "empty-folder": None,
+    }
+
+
+def tree_digest(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    course = make_course_folder(tmp_path_factory.mktemp("bad-submissions"), [ASSIGNMENT])
+    submitted = class_with_every_bad_case()
+    for student, notebook in submitted.items():
+        if notebook is None:
+            (course / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
+        else:
+            subs.write_submission(course, student, ASSIGNMENT, notebook)
+    before = tree_digest(course / "submitted")
+    # "never-submitted" has no folder at all: a student on the roster who handed in nothing.
+    students = [*submitted, "never-submitted"]
+    results = {r.student: r for r in grade_assignment(course, ASSIGNMENT, students=students, jobs=2,
+                                                      cell_timeout=CELL_TIMEOUT)}
+    return course, submitted, before, results
+
+
+EXPECTED_PROBLEM = {
+    "loops-forever": "timed out",
+    "prints-gigabytes": "too much output",
+    "kills-its-kernel": "kernel died",
+    "kills-the-grader": "crashed",
+    "invalid-json": "not a valid notebook",
+    "empty-folder": "missing",
+    "never-submitted": "missing",
+}
+
+
+def test_the_run_finishes_and_grades_every_other_student(graded):
+    course, submitted, _, results = graded
+    assert set(results) == {*submitted, "never-submitted"}
+    correct = results["correct"]
+    assert correct.problem is None and correct.max_score > 0 and correct.scores == correct.max_scores
+
+
+@pytest.mark.parametrize("student", EXPECTED_PROBLEM)
+def test_a_broken_submission_is_reported_with_its_reason(graded, student):
+    result = graded[3][student]
+    assert result.problem and result.problem.startswith(EXPECTED_PROBLEM[student]), result.problem
+
+
+def test_output_without_end_is_cut_not_kept(graded):
+    course, _, _, results = graded
+    graded_notebook = course / "autograded" / "prints-gigabytes" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert graded_notebook.stat().st_size < 2_000_000, "the grader kept the flood of output"
+    flooded = results["prints-gigabytes"]
+    assert "printed more than 1 MB" in flooded.problem
+    # the answer that printed lost its points; everything after it was graded normally
+    assert 0 < flooded.score < flooded.max_score
+
+
+@pytest.mark.parametrize("student,change,full_marks", [
+    ("deletes-test-cells", "deleted, put back", True),
+    ("edits-test-cells", "edited, put back", False),
+    ("duplicates-cells", "appears 2 times", True),
+    ("changes-cell-types", "turned from code into markdown", True),
+])
+def test_a_changed_notebook_is_graded_as_released_and_the_change_reported(graded, student, change, full_marks):
+    result = graded[3][student]
+    assert result.problem is None, result.problem
+    assert any(change in c for c in result.changes), result.changes
+    if full_marks:
+        assert result.scores == result.max_scores, "correct answers keep their points once the notebook is put right"
+    else:
+        assert result.scores and set(result.scores.values()) == {0.0}, "editing the tests must not earn points"
+
+
+def test_nothing_submitted_is_modified_or_lost(graded):
+    course, submitted, before, _ = graded
+    assert tree_digest(course / "submitted") == before
+    for student, notebook in submitted.items():
+        if notebook is not None and not isinstance(notebook, str):
+            on_disk = (course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
+            assert json.loads(on_disk) == notebook
