@@ -1,0 +1,418 @@
+"""Realistic wrong answers for Section 3. Each, put into an otherwise correct notebook, must lose the points
+of its exercise and only those (tests/test_grading.py)."""
+
+# The parts of TicketService that most wrong answers share with the solution.
+_CREATE_OK = '''
+    async def create(self, db: AsyncSession, data: TicketCreate, user_id: int) -> Ticket:
+        ticket = Ticket(title=data.title, description=data.description, user_id=user_id)
+        db.add(ticket)
+        try:
+            await db.commit()
+        except Exception:
+            await db.rollback()
+            raise
+        return ticket
+'''
+_GET_OK = '''
+    async def get_by_id(self, db: AsyncSession, ticket_id: str) -> Ticket | None:
+        return await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+'''
+_LIST_OK = '''
+    async def list_by_user(self, db: AsyncSession, user_id: int, skip: int, limit: int) -> list[Ticket]:
+        stmt = (
+            select(Ticket)
+            .where(Ticket.user_id == user_id, Ticket.deleted_at.is_(None))
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .offset(skip)
+            .limit(limit)
+        )
+        return list((await db.scalars(stmt)).all())
+'''
+_UPDATE_OK = '''
+    async def update_status(self, db: AsyncSession, ticket_id: str, status: TicketStatus) -> Ticket:
+        ticket = await self.get_by_id(db, ticket_id)
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        ticket.status = status
+        try:
+            await db.commit()
+        except Exception:
+            await db.rollback()
+            raise
+        return ticket
+'''
+_SOFT_DELETE_METHOD = '''
+    async def soft_delete(self, db: AsyncSession, ticket_id: str) -> None:
+        await soft_delete(db, ticket_id)
+'''
+
+
+def _service(create=_CREATE_OK, get=_GET_OK, list_=_LIST_OK, update=_UPDATE_OK):
+    return "class TicketService:" + create + get + list_ + update + _SOFT_DELETE_METHOD
+
+
+WRONG_ANSWERS = {
+    "TicketService": {
+        "create flushes but never commits (the ticket vanishes with the session)": _service(create='''
+    async def create(self, db: AsyncSession, data: TicketCreate, user_id: int) -> Ticket:
+        ticket = Ticket(title=data.title, description=data.description, user_id=user_id)
+        db.add(ticket)
+        await db.flush()
+        return ticket
+'''),
+        "reads forget the soft delete (deleted tickets still visible)": _service(get='''
+    async def get_by_id(self, db: AsyncSession, ticket_id: str) -> Ticket | None:
+        return await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id))
+''', list_='''
+    async def list_by_user(self, db: AsyncSession, user_id: int, skip: int, limit: int) -> list[Ticket]:
+        stmt = (
+            select(Ticket)
+            .where(Ticket.user_id == user_id)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .offset(skip)
+            .limit(limit)
+        )
+        return list((await db.scalars(stmt)).all())
+'''),
+        "the payload's user_id wins over the authenticated owner": _service(create='''
+    async def create(self, db: AsyncSession, data: TicketCreate, user_id: int) -> Ticket:
+        ticket = Ticket(**{"user_id": user_id, **data.model_dump()})
+        db.add(ticket)
+        try:
+            await db.commit()
+        except Exception:
+            await db.rollback()
+            raise
+        return ticket
+'''),
+        "commit without rollback (a failed create leaves the session unusable)": _service(create='''
+    async def create(self, db: AsyncSession, data: TicketCreate, user_id: int) -> Ticket:
+        ticket = Ticket(title=data.title, description=data.description, user_id=user_id)
+        db.add(ticket)
+        await db.commit()
+        return ticket
+'''),
+        "update_status returns None for a missing ticket instead of raising": _service(update='''
+    async def update_status(self, db: AsyncSession, ticket_id: str, status: TicketStatus) -> Ticket:
+        ticket = await self.get_by_id(db, ticket_id)
+        if ticket is not None:
+            ticket.status = status
+            await db.commit()
+        return ticket
+'''),
+        "list_by_user oldest first (quiz order reversed)": _service(list_='''
+    async def list_by_user(self, db: AsyncSession, user_id: int, skip: int, limit: int) -> list[Ticket]:
+        stmt = (
+            select(Ticket)
+            .where(Ticket.user_id == user_id, Ticket.deleted_at.is_(None))
+            .order_by(Ticket.created_at, Ticket.id)
+            .offset(skip)
+            .limit(limit)
+        )
+        return list((await db.scalars(stmt)).all())
+'''),
+    },
+    "soft_delete": {
+        "hard delete instead of soft delete": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    await db.delete(ticket)
+    await db.commit()
+''',
+        "closes the ticket instead of setting deleted_at": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    ticket.status = TicketStatus.closed
+    await db.commit()
+''',
+        "forgets to commit": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    ticket.deleted_at = utcnow()
+''',
+        "bulk UPDATE by ticket_id: no check that it exists or is still live": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    await db.execute(update(Ticket).where(Ticket.ticket_id == ticket_id).values(deleted_at=utcnow()))
+    await db.commit()
+''',
+        "deleting again overwrites deleted_at (loads deleted tickets too)": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id))
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    ticket.deleted_at = utcnow()
+    await db.commit()
+''',
+    },
+    "q8_choice": {
+        "soft delete counts as erasure": '# Set q8_choice to "A", "B", "C" or "D".\nq8_choice = "A"\n',
+        "cases swapped": '# Set q8_choice to "A", "B", "C" or "D".\nq8_choice = "C"\n',
+    },
+    "purge_user": {
+        "keeps the soft-deleted tickets (copied the live-only filter)": '''
+async def purge_user(db: AsyncSession, user_id: int) -> int:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
+    result = await db.execute(delete(Ticket).where(Ticket.user_id == user_id, Ticket.deleted_at.is_(None)))
+    await db.delete(user)
+    await db.commit()
+    return result.rowcount
+''',
+        "DELETE without WHERE: everyone's tickets go": '''
+async def purge_user(db: AsyncSession, user_id: int) -> int:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
+    result = await db.execute(delete(Ticket))
+    await db.delete(user)
+    await db.commit()
+    return result.rowcount
+''',
+        "deletes the user only (the foreign key refuses)": '''
+async def purge_user(db: AsyncSession, user_id: int) -> int:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
+    await db.delete(user)
+    await db.commit()
+    return 0
+''',
+        "soft-deletes the tickets instead of erasing them": '''
+async def purge_user(db: AsyncSession, user_id: int) -> int:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
+    result = await db.execute(
+        update(Ticket).where(Ticket.user_id == user_id, Ticket.deleted_at.is_(None)).values(deleted_at=utcnow()))
+    await db.commit()
+    return result.rowcount
+''',
+    },
+    "get_ticket": {
+        "404 and response_model, but no ownership check (BOLA)": '''
+remove_route("/tickets/{ticket_id}")
+
+
+@app.get("/tickets/{ticket_id}", response_model=TicketResponse)
+async def get_ticket(ticket_id: str, db: SessionDep, current_user: CurrentUser):
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise HTTPException(status_code=404, detail="Ticket not found")
+    return ticket
+''',
+        "the quiz's fix as is: serves soft-deleted tickets": '''
+remove_route("/tickets/{ticket_id}")
+
+
+@app.get("/tickets/{ticket_id}", response_model=TicketResponse)
+async def get_ticket(ticket_id: str, db: SessionDep, current_user: CurrentUser):
+    result = await db.execute(select(Ticket).where(Ticket.ticket_id == ticket_id))
+    ticket = result.scalars().first()
+    if ticket is None:
+        raise HTTPException(status_code=404, detail="Ticket not found")
+    if ticket.user_id != current_user.id:
+        raise HTTPException(status_code=403, detail="Not authorized")
+    return ticket
+''',
+        "no response_model: the raw ORM object goes out": '''
+remove_route("/tickets/{ticket_id}")
+
+
+@app.get("/tickets/{ticket_id}")
+async def get_ticket(ticket_id: str, db: SessionDep, current_user: CurrentUser):
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None or ticket.user_id != current_user.id:
+        raise HTTPException(status_code=404, detail="Ticket not found")
+    return ticket
+''',
+        "no authentication: ownership never checked, anyone can read": '''
+remove_route("/tickets/{ticket_id}")
+
+
+@app.get("/tickets/{ticket_id}", response_model=TicketResponse)
+async def get_ticket(ticket_id: str, db: SessionDep):
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise HTTPException(status_code=404, detail="Ticket not found")
+    return ticket
+''',
+    },
+    "list_tickets": {
+        "no tie-breaker: ORDER BY created_at only": '''
+remove_route("/tickets")
+
+
+@app.get("/tickets", response_model=list[TicketResponse])
+async def list_tickets(
+    db: SessionDep,
+    current_user: CurrentUser,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = (
+        select(Ticket)
+        .where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+        .order_by(Ticket.created_at.desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    return (await db.scalars(stmt)).all()
+''',
+        "forgets the soft-delete filter": '''
+remove_route("/tickets")
+
+
+@app.get("/tickets", response_model=list[TicketResponse])
+async def list_tickets(
+    db: SessionDep,
+    current_user: CurrentUser,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = (
+        select(Ticket)
+        .where(Ticket.user_id == current_user.id)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    return (await db.scalars(stmt)).all()
+''',
+        "no bounds on skip and limit (plain ints)": '''
+remove_route("/tickets")
+
+
+@app.get("/tickets", response_model=list[TicketResponse])
+async def list_tickets(db: SessionDep, current_user: CurrentUser, skip: int = 0, limit: int = 20):
+    stmt = (
+        select(Ticket)
+        .where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    return (await db.scalars(stmt)).all()
+''',
+        "oldest first": '''
+remove_route("/tickets")
+
+
+@app.get("/tickets", response_model=list[TicketResponse])
+async def list_tickets(
+    db: SessionDep,
+    current_user: CurrentUser,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = (
+        select(Ticket)
+        .where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+        .order_by(Ticket.created_at, Ticket.id)
+        .offset(skip)
+        .limit(limit)
+    )
+    return (await db.scalars(stmt)).all()
+''',
+    },
+    "list_tickets_keyset": {
+        "the cursor compares created_at only (tickets sharing a timestamp are skipped)": '''
+remove_route("/v2/tickets")
+
+
+@app.get("/v2/tickets", response_model=TicketPage)
+async def list_tickets_keyset(
+    db: SessionDep,
+    current_user: CurrentUser,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = select(Ticket).where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+    if cursor is not None:
+        try:
+            last_created_at, last_id = decode_cursor(cursor)
+        except ValueError:
+            raise HTTPException(status_code=422, detail="Invalid cursor")
+        stmt = stmt.where(Ticket.created_at < last_created_at)
+    stmt = stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit + 1)
+    tickets = list((await db.scalars(stmt)).all())
+    items = tickets[:limit]
+    next_cursor = encode_cursor(items[-1]) if len(tickets) > limit else None
+    return TicketPage(items=items, next_cursor=next_cursor)
+''',
+        "<= instead of <: each page repeats the last ticket of the previous one": '''
+remove_route("/v2/tickets")
+
+
+@app.get("/v2/tickets", response_model=TicketPage)
+async def list_tickets_keyset(
+    db: SessionDep,
+    current_user: CurrentUser,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = select(Ticket).where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+    if cursor is not None:
+        try:
+            last_created_at, last_id = decode_cursor(cursor)
+        except ValueError:
+            raise HTTPException(status_code=422, detail="Invalid cursor")
+        stmt = stmt.where(tuple_(Ticket.created_at, Ticket.id) <= tuple_(last_created_at, last_id))
+    stmt = stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit + 1)
+    tickets = list((await db.scalars(stmt)).all())
+    items = tickets[:limit]
+    next_cursor = encode_cursor(items[-1]) if len(tickets) > limit else None
+    return TicketPage(items=items, next_cursor=next_cursor)
+''',
+        "a bad cursor is not caught (500 instead of 422)": '''
+remove_route("/v2/tickets")
+
+
+@app.get("/v2/tickets", response_model=TicketPage)
+async def list_tickets_keyset(
+    db: SessionDep,
+    current_user: CurrentUser,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = select(Ticket).where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+    if cursor is not None:
+        last_created_at, last_id = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Ticket.created_at, Ticket.id) < tuple_(last_created_at, last_id))
+    stmt = stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit + 1)
+    tickets = list((await db.scalars(stmt)).all())
+    items = tickets[:limit]
+    next_cursor = encode_cursor(items[-1]) if len(tickets) > limit else None
+    return TicketPage(items=items, next_cursor=next_cursor)
+''',
+        "next_cursor whenever the page is full (an empty last page, never None on time)": '''
+remove_route("/v2/tickets")
+
+
+@app.get("/v2/tickets", response_model=TicketPage)
+async def list_tickets_keyset(
+    db: SessionDep,
+    current_user: CurrentUser,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = select(Ticket).where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+    if cursor is not None:
+        try:
+            last_created_at, last_id = decode_cursor(cursor)
+        except ValueError:
+            raise HTTPException(status_code=422, detail="Invalid cursor")
+        stmt = stmt.where(tuple_(Ticket.created_at, Ticket.id) < tuple_(last_created_at, last_id))
+    stmt = stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
+    items = list((await db.scalars(stmt)).all())
+    next_cursor = encode_cursor(items[-1]) if len(items) == limit else None
+    return TicketPage(items=items, next_cursor=next_cursor)
+''',
+    },
+}
