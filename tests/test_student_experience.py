@@ -13,6 +13,7 @@ And the visible tests explain themselves: every `assert` in a test cell's visibl
 """
 import ast
 import re
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import nbformat
@@ -68,12 +69,12 @@ def kernel(notebook, folder):
         yield run
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_running_a_notebook_without_answering_stops_only_at_the_exercises(assignment, tmp_path):
+def run_without_answering(assignment: str, folder) -> list[str]:
+    """Every cell, top to bottom, no answer written; errors are recorded and the run goes on. Returns problems."""
     notebook = release_notebook(assignment)
     owner = {t: a for a, tests in exercises(notebook).items() for t in tests}
     answer_errors, stopped, problems = {}, set(), []
-    with kernel(notebook, tmp_path) as run:
+    with kernel(notebook, folder) as run:
         for index, cell in enumerate(notebook.cells):
             if cell.cell_type != "code" or (error := run(index)) is None:
                 continue
@@ -98,18 +99,18 @@ def test_running_a_notebook_without_answering_stops_only_at_the_exercises(assign
     for answer in exercises(notebook):
         if answer not in stopped:
             problems.append(f"{describe(notebook, answer)}: the blank answer passes its visible tests")
-    assert not problems, f"{assignment}, run top to bottom with no answers:\n" + "\n".join(problems)
+    return problems
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_a_student_answering_each_exercise_in_turn_runs_the_notebook_to_the_end(assignment, tmp_path):
-    """Run All; at each stop, answer that exercise and run again from its answer cell (Run Selected Cell and All Below)."""
+def run_answering_in_turn(assignment: str, folder) -> list[str]:
+    """Run All; at each stop, answer that exercise and run again from its answer cell (Run Selected Cell and All
+    Below), in the same kernel, as a student does. Returns problems."""
     notebook = release_notebook(assignment)
     solutions = subs.solution_answers(assignment)
     todo = exercises(notebook)
     owner = {t: a for a, tests in todo.items() for t in tests}
     answered, problems = [], []
-    with kernel(notebook, tmp_path) as run:
+    with kernel(notebook, folder) as run:
         index = 0
         while index < len(notebook.cells):
             if notebook.cells[index].cell_type != "code" or (error := run(index)) is None:
@@ -130,7 +131,35 @@ def test_a_student_answering_each_exercise_in_turn_runs_the_notebook_to_the_end(
     skipped = [describe(notebook, a) for a in todo if a not in answered]
     if skipped:
         problems.append(f"Run All went past these exercises while they were blank (the blank passes): {skipped}")
-    assert not problems, f"{assignment}, worked through top to bottom:\n" + "\n".join(problems)
+    return problems
+
+
+SCENARIOS = {"run top to bottom with no answers": run_without_answering,
+             "worked through top to bottom": run_answering_in_turn}
+
+
+@pytest.fixture(scope="module")
+def student_runs(tmp_path_factory):
+    """(assignment, scenario) -> problems. The kernels run two at a time: each is its own process, so on two
+    cores the six runs take about half as long as one after the other."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {(assignment, scenario): pool.submit(run, assignment, tmp_path_factory.mktemp(assignment))
+                   for assignment in ASSIGNMENTS for scenario, run in SCENARIOS.items()}
+    return {key: future.result() for key, future in futures.items()}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_running_a_notebook_without_answering_stops_only_at_the_exercises(assignment, student_runs):
+    scenario = "run top to bottom with no answers"
+    problems = student_runs[assignment, scenario]
+    assert not problems, f"{assignment}, {scenario}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_a_student_answering_each_exercise_in_turn_runs_the_notebook_to_the_end(assignment, student_runs):
+    scenario = "worked through top to bottom"
+    problems = student_runs[assignment, scenario]
+    assert not problems, f"{assignment}, {scenario}:\n" + "\n".join(problems)
 
 
 def visible_asserts(notebook_path):
