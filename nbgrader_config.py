@@ -63,4 +63,4 @@ if "coursekit.preprocessors" in sys.modules:
 # This pattern is Canvas's "<name>[_LATE]_<user id>_<file id>_<notebook>.ipynb"; for Moodle's
 # "<Full Name>_<id>_assignsubmission_file_<notebook>.ipynb" use
 # r".*/[^/]+_(?P<student_id>\d+)_assignsubmission_file_(?P<file_id>[^/]+)$" (nbgrader docs: "zip_collect").
-c.FileNameCollector.named_regexp = r".*/[^_/]+(?:_LATE)?_(?P<student_id>\d+)_\d+_(?P<file_id>[^/]+)$"
+c.FileNameCollectorPlugin.named_regexp = r".*/[^_/]+(?:_LATE)?_(?P<student_id>\d+)_\d+_(?P<file_id>[^/]+)$"

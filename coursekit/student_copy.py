@@ -4,6 +4,7 @@
 
     README.md               for students: Binder links, how to run it locally, how to hand in
     Makefile                `make start` only
+    start, jupyter-student/ the student's JupyterLab (Binder's start script; nbgrader's instructor tools hidden)
     nbgrader_config.py      the students' side: the Validate button runs cells with the grader's timeout
     requirements.txt        the pinned student environment (as in the course)
     environment.yml         the same pins, for Binder and conda
@@ -25,6 +26,7 @@ from . import COURSE_ROOT, assignments
 
 MARKER = ".student-copy"
 COPIED = ["requirements.txt", "environment.yml", "notebooks/start.ipynb"]
+COPIED_IF_PRESENT = ["start", "jupyter-student"]  # the student setup of JupyterLab, for Binder and `make start`
 SECRET_BLOCK = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END (SOLUTION|HIDDEN TESTS)", re.S)
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 # nbgrader's own cell metadata, which the student notebooks need (locks, grade ids, checksums for Validate).
@@ -49,6 +51,10 @@ def export_student_copy(dest: Path, repo: str = "OWNER/REPO", branch: str = "mai
     written = []
     for name in COPIED:
         written.append(_copy(course_root / name, dest, Path(name)))
+    for name in COPIED_IF_PRESENT:
+        found = course_root / name
+        files = sorted(p for p in found.rglob("*") if p.is_file()) if found.is_dir() else [found] if found.exists() else []
+        written += [_copy(path, dest, path.relative_to(course_root)) for path in files]
     for assignment in assignments(course_root):
         release = course_root / "release" / assignment
         if not release.is_dir():
@@ -88,7 +94,7 @@ def _copy(source: Path, dest: Path, relative: Path) -> Path:
         target.write_text(json.dumps(_student_notebook(json.loads(source.read_text(encoding="utf-8"))), indent=1,
                                      ensure_ascii=False) + "\n", encoding="utf-8")
     else:
-        shutil.copyfile(source, target)
+        shutil.copy(source, target)  # with its mode: Binder's start script stays executable
     return relative
 
 
@@ -144,7 +150,7 @@ def secret_lines(course_root: Path = COURSE_ROOT) -> set[str]:
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
             public |= {line.strip() for line in SECRET_BLOCK.sub("", source).splitlines()}
             secret |= {line.strip() for _, block, _ in SECRET_BLOCK.findall(source) for line in block.splitlines()}
-    return {line for line in secret - public if line}
+    return {line for line in secret - public if re.search(r"\w", line)}  # not lone brackets
 
 
 def find_leaks(folder: Path, course_root: Path = COURSE_ROOT) -> list[str]:
@@ -211,8 +217,10 @@ PORT ?= 8888
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: start
+# jupyter-student/ hides nbgrader's instructor tools; Validate and the assignment list stay.
 start: .venv/.installed
-\t$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks/start.ipynb \\
+\tJUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-student$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \\
+\texec $(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/start.ipynb \\
 \t\t--ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
 .venv/.installed: requirements.txt

@@ -1,0 +1,78 @@
+"""The feedback students receive (`nbgrader generate_feedback`) shows their score and their failures, never the
+hidden tests: not in the test cells (ClearHiddenTests) and not in the traceback of a failing hidden assert,
+which quotes its own line (coursekit's HideHiddenTestTracebacks, configured in nbgrader_config.py).
+"""
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from coursekit import COURSE_ROOT
+from coursekit import submissions as subs
+from coursekit.nbgrader_cli import nbgrader
+from conftest import ASSIGNMENTS
+
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def hidden_test_lines(assignment: str) -> set[str]:
+    """Lines of the assignment's hidden tests that say something and appear nowhere outside the hidden tests."""
+    source = subs.read_notebook(COURSE_ROOT / "source" / assignment / f"{assignment}.ipynb")
+    texts = ["".join(c["source"]) for c in source["cells"]]
+    public = "\n".join(HIDDEN.sub("", t) for t in texts)
+    hidden = {line.strip() for t in texts for block in HIDDEN.findall(t) for line in block.splitlines()}
+    return {line for line in hidden if len(line) >= 12 and line not in public}
+
+
+class _Text(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts, self.skipping = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.skipping += tag in ("style", "script")
+
+    def handle_endtag(self, tag):
+        self.skipping -= tag in ("style", "script")
+
+    def handle_data(self, data):
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def html_text(html: str) -> str:
+    """What a student reads on the page (tags, styles and scripts removed, entities decoded)."""
+    parser = _Text()
+    parser.feed(html)
+    return "".join(parser.parts)
+
+
+def hidden_lines_in_tracebacks(notebook_path, secret: set[str]) -> set[str]:
+    """Hidden-test lines quoted by the error tracebacks of a graded notebook (what would leak without the fix)."""
+    text = "\n".join(ANSI.sub("", "\n".join(o.get("traceback", [])))
+                     for c in json.loads(notebook_path.read_text())["cells"] for o in c.get("outputs", [])
+                     if o.get("output_type") == "error")
+    return {line for line in secret if line in text}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_on_a_failed_hidden_test_shows_no_hidden_test(graded_class, assignment):
+    graded = graded_class(assignment)
+    secret = hidden_test_lines(assignment)
+    assert secret, "the assignment has no hidden tests"
+    graded_notebook = lambda student: graded.course / "autograded" / student / assignment / f"{assignment}.ipynb"
+    failing = [s for s, r in graded.results.items() if r.problem is None and r.score < r.max_score]
+    # the failing submission whose tracebacks quote the most hidden-test lines: the one that would leak most
+    student = max(failing, key=lambda s: len(hidden_lines_in_tracebacks(graded_notebook(s), secret)))
+    quoted = hidden_lines_in_tracebacks(graded_notebook(student), secret)
+    assert quoted, "no failing submission fails inside a hidden test: this test would prove nothing"
+
+    nbgrader(graded.course, "generate_feedback", assignment, f"--student={student}", "--force")
+    text = html_text((graded.course / "feedback" / student / assignment / f"{assignment}.html").read_text())
+    result = graded[student]
+    assert f"Score: {result.score:.1f} / {result.max_score:.1f}" in text, "the feedback shows the student's score"
+    assert "AssertionError" in text or "Error" in text, "the feedback shows what failed"
+    leaked = sorted(line for line in secret if line in text)
+    assert not leaked, f"feedback for {student} shows hidden tests: {leaked[:3]}"
