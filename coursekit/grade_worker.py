@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
+    if "COURSEKIT_PYTHONPATH" in os.environ:  # kernels get the environment `nbgrader autograde` would give them
+        original = os.environ.pop("COURSEKIT_PYTHONPATH")
+        if original:
+            os.environ["PYTHONPATH"] = original
+        else:
+            os.environ.pop("PYTHONPATH", None)
+
     app = _autograde_app(args)
     for line in sys.stdin:
         if not line.strip():

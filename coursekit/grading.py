@@ -167,8 +167,11 @@ class _Worker:
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "coursekit.grade_worker", *args], cwd=course_root,
-            env={**ENV_WITH_VENV, "PYTHONPATH": os.pathsep.join(filter(None, [
-                str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))},
+            # coursekit importable in the worker even when not installed; the worker gives its kernels the
+            # PYTHONPATH they would have had under `nbgrader autograde` (COURSEKIT_PYTHONPATH).
+            env={**ENV_WITH_VENV, "COURSEKIT_PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                             os.environ.get("PYTHONPATH")]))},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
         )
         self.buffer = b""

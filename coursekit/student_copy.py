@@ -256,7 +256,7 @@ make start   # creates .venv/ from requirements.txt the first time, then opens J
 ```
 
 Without `make`: `python3 -m venv .venv`, `.venv/bin/pip install -r requirements.txt`, then
-`.venv/bin/jupyter lab notebooks/start.ipynb`.
+`JUPYTER_CONFIG_PATH=$PWD/jupyter-student .venv/bin/jupyter lab notebooks/start.ipynb`.
 
 ## Work and hand in
 

@@ -1,0 +1,62 @@
+"""What `coursekit grade` tells the instructor at the end of a run, and while it runs (no grading needed here)."""
+import io
+import re
+
+from coursekit.grade_worker import SQLITE_BUSY_TIMEOUT, with_busy_timeout
+from coursekit.grading import ProgressBar, SubmissionResult, exercise_stats, format_summary, plot_scores
+
+EXERCISES = {"q1": ["test_q1_1", "test_q1_2"], "q2": ["test_q2_1"]}
+MAX = {"test_q1_1": 2.0, "test_q1_2": 2.0, "test_q2_1": 3.0}
+
+
+def result(student, q1_1, q1_2, q2, problem=None, changes=()):
+    return SubmissionResult(student, scores={"test_q1_1": q1_1, "test_q1_2": q1_2, "test_q2_1": q2},
+                            max_scores=dict(MAX), problem=problem, changes=list(changes), seconds=4.0,
+                            kernel_seconds=1.0, cells_seconds=2.5)
+
+
+CLASS = [
+    result("ada", 2, 2, 3),
+    result("grace", 2, 0, 3),
+    result("linus", 0, 0, 0, problem="timed out: cell(s) q1 ran too long and were interrupted"),
+    result("guido", 2, 2, 0, changes=["cell q2 appears 2 times (copied); only the last copy was graded"]),
+    SubmissionResult("ken", problem="not a valid notebook: 01.ipynb (Notebook does not appear to be JSON)"),
+]
+
+
+def test_per_exercise_mean_and_how_many_lost_points():
+    stats = {s.exercise: s for s in exercise_stats(CLASS, EXERCISES)}
+    assert stats["q1"].points == 4 and stats["q1"].mean == (4 + 2 + 0 + 4) / 4 and stats["q1"].below_full_marks == 2
+    assert stats["q2"].points == 3 and stats["q2"].mean == (3 + 3 + 0 + 0) / 4 and stats["q2"].below_full_marks == 2
+
+
+def test_the_summary_lists_exercises_and_every_submission_needing_attention_with_its_reason():
+    text = format_summary("01-async-database", CLASS, EXERCISES, seconds=60, jobs=2)
+    assert "5 submission(s) graded in 1 min 00 s by 2 worker(s) (5.0/min)" in text
+    assert re.search(r"^q1\s+4\.0\s+2\.50\s+2$", text, re.M) and re.search(r"^q2\s+3\.0\s+1\.50\s+2$", text, re.M)
+    assert re.search(r"^Total\s+7\.0\s+4\.00\s+3$", text, re.M)
+    assert "linus  timed out: cell(s) q1" in text and "ken    not a valid notebook" in text
+    assert "guido  cell q2 appears 2 times" in text
+    assert "kernel start/stop 1.0 s and running cells 2.5 s" in text
+
+
+def test_the_score_distribution_is_saved_as_a_png(tmp_path):
+    path = plot_scores(CLASS, tmp_path / "reports" / "scores.png", "01-async-database")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_scores([SubmissionResult("nobody")], tmp_path / "none.png", "x") is None
+
+
+def test_the_progress_bar_counts_students_and_estimates_the_time_left():
+    out = io.StringIO()
+    bar = ProgressBar(out)
+    for done, r in enumerate(CLASS, start=1):
+        bar(done, len(CLASS), r)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[######") and "1/5" in lines[0] and "left" in lines[0]
+    assert "5/5" in lines[-1]
+
+
+def test_a_sqlite_gradebook_waits_for_other_writers_instead_of_failing():
+    assert with_busy_timeout("sqlite:////course/gradebook.db") == f"sqlite:////course/gradebook.db?timeout={SQLITE_BUSY_TIMEOUT}"
+    assert with_busy_timeout("sqlite:////g.db?timeout=5") == "sqlite:////g.db?timeout=5"
+    assert with_busy_timeout("postgresql://grader@db/course") == "postgresql://grader@db/course"
