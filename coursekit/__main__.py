@@ -1,6 +1,5 @@
 """Command line: `python -m coursekit COMMAND`. Run with --help for the list."""
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("assignment")
     grade_cmd.add_argument("--course", type=Path, default=COURSE_ROOT, help="course folder (default: this repo)")
     grade_cmd.add_argument("--jobs", "-j", type=int, default=None,
-                           help=f"parallel graders (default: all cores, here {os.cpu_count()})")
+                           help="parallel graders (default: all cores)")
     grade_cmd.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: nbgrader_config.py)")
     grade_cmd.add_argument("--db", default=None, metavar="URL",
                            help="gradebook URL, e.g. postgresql://user@host/course (default: nbgrader_config.py's "
@@ -62,13 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def grade(args) -> int:
-    from .grading import ProgressBar, exercises_of, format_summary, grade_assignment, plot_scores
+    from .grading import ProgressBar, available_cores, exercises_of, format_summary, grade_assignment, plot_scores
 
     course = args.course.resolve()
     if not (course / "source" / args.assignment).is_dir():
         print(f"no such assignment: {course / 'source' / args.assignment}", file=sys.stderr)
         return 2
-    jobs = args.jobs or os.cpu_count() or 1
+    jobs = args.jobs or available_cores()
     started = time.monotonic()
     results = grade_assignment(course, args.assignment, students=args.students, jobs=jobs,
                                cell_timeout=args.timeout, db_url=args.db,

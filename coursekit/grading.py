@@ -81,7 +81,7 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
     students = list(students) if students is not None else submitted_students(course_root, assignment)
     if not students:
         return []
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(students)))
+    jobs = max(1, min(jobs or available_cores(), len(students)))
     notebooks = sorted(p.name for p in (course_root / "source" / assignment).glob("*.ipynb"))
     deadline = NOTEBOOK_DEADLINE * max(1, len(notebooks)) + 60
     worker_args = ([f"--db={db_url}"] if db_url else []) + ([f"--timeout={cell_timeout}"] if cell_timeout else [])
@@ -116,6 +116,14 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
     for thread in threads:
         thread.join()
     return [results[s] for s in students]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def grade_one(course_root: Path, assignment: str, student: str, cell_timeout: int | None = None) -> SubmissionResult:

@@ -90,6 +90,11 @@ class GuardedExecute(Execute):
         interrupt.add_done_callback(self._pending.discard)
         return None
 
+    def clear_output(self, outs, msg, cell_index):
+        """A cell that redraws its output (a progress display) only keeps what it shows now: count from zero."""
+        self._output_sizes.pop(cell_index, None)
+        return super().clear_output(outs, msg, cell_index)
+
     async def _interrupt(self):
         result = self.km.interrupt_kernel()
         if asyncio.iscoroutine(result):
