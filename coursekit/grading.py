@@ -91,18 +91,30 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
         todo.put(student)
     results: dict[str, SubmissionResult] = {}
     lock = threading.Lock()
+    workers: list[_Worker] = []
+    stopping = threading.Event()
+
+    def start_worker() -> _Worker:
+        worker = _Worker(course_root, worker_args)
+        with lock:
+            workers.append(worker)
+        return worker
 
     def work():
-        worker = _Worker(course_root, worker_args)
+        worker = start_worker()
         try:
-            while True:
+            while not stopping.is_set():
                 try:
                     student = todo.get_nowait()
                 except queue.Empty:
                     return
-                result = _grade_with(worker, course_root, assignment, student, deadline)
-                if worker.dead:
-                    worker = _Worker(course_root, worker_args)
+                try:
+                    result = _grade_with(worker, course_root, assignment, student, deadline)
+                except Exception as error:  # a bug of ours must not lose the rest of the class
+                    worker.kill()
+                    result = SubmissionResult(student, problem=f"grading failed: {type(error).__name__}: {error}")
+                if worker.dead and not stopping.is_set():
+                    worker = start_worker()
                 with lock:
                     results[student] = result
                     if progress is not None:
@@ -113,8 +125,16 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
     threads = [threading.Thread(target=work, daemon=True) for _ in range(jobs)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+    except BaseException:  # Ctrl+C: stop the workers and their kernels, not only this process
+        stopping.set()
+        with lock:
+            for worker in workers:
+                worker.kill()
+        raise
     return [results[s] for s in students]
 
 
