@@ -1,7 +1,9 @@
 """No submission, however broken, stops `coursekit grade`: the run finishes, every other student is graded, the
 broken one is reported with a clear reason, and nothing submitted is modified or lost.
 
-One class of Section 1 (the smallest notebook) holds one student per case of issue 6, graded once by two workers.
+One class of Section 1 holds the cases of issue 6, graded once by two workers. Cases that change the notebook's
+structure without breaking it share a student two by two (each case is still checked on its own), to keep the
+suite short: every full notebook graded costs about 10 s.
 """
 import copy
 import hashlib
@@ -13,7 +15,7 @@ from coursekit import submissions as subs
 from coursekit.grading import grade_assignment, make_course_folder
 
 ASSIGNMENT = "01-async-database"
-CELL_TIMEOUT = 15  # the looping cell costs this; correct cells of Section 1 take well under 5 s
+CELL_TIMEOUT = 10  # the looping cell costs this; the slowest correct cell of Section 1 takes under 3 s
 
 
 def with_cell_copied(notebook: dict, grade_id: str) -> dict:
@@ -36,6 +38,12 @@ def with_cell_made_markdown(notebook: dict, grade_id: str) -> dict:
     return result
 
 
+def with_cell_deleted(notebook: dict, grade_id: str) -> dict:
+    result = copy.deepcopy(notebook)
+    result["cells"] = [c for c in result["cells"] if subs.nbgrader_meta(c).get("grade_id") != grade_id]
+    return result
+
+
 def first_test_cell(notebook: dict) -> str:
     return next(subs.nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if subs.is_test(c))
 
@@ -49,10 +57,10 @@ def class_with_every_bad_case() -> dict[str, dict | str | None]:
         "prints-gigabytes": subs.with_answers(correct, {answer: 'while True:\n    print("x" * 1_000_000)\n'}),
         "kills-its-kernel": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"}),
         "kills-the-grader": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}),
-        "deletes-test-cells": subs.with_test_cells_deleted(correct),
-        "edits-test-cells": subs.with_test_cells_replaced(blank, "pass"),
-        "duplicates-cells": with_cell_copied(with_cell_copied(correct, answer), first_test_cell(correct)),
-        "changes-cell-types": with_cell_made_markdown(with_cell_made_markdown(correct, answer), first_test_cell(correct)),
+        # deletes the first test cell, edits all the others to `pass`
+        "tampers-with-tests": subs.with_test_cells_replaced(with_cell_deleted(correct, first_test_cell(correct))),
+        # copies its first answer cell, turns the first test cell into markdown
+        "restructures-cells": with_cell_made_markdown(with_cell_copied(correct, answer), first_test_cell(correct)),
         "invalid-json": '{"cells": [{"cell_type": "code", "source": "print(1)"',
         "empty-folder": None,
     }
@@ -114,20 +122,18 @@ def test_output_without_end_is_cut_not_kept(graded):
     assert 0 < flooded.score < flooded.max_score
 
 
-@pytest.mark.parametrize("student,change,full_marks", [
-    ("deletes-test-cells", "deleted, put back", True),
-    ("edits-test-cells", "edited, put back", False),
-    ("duplicates-cells", "appears 2 times", True),
-    ("changes-cell-types", "turned from code into markdown", True),
-])
-def test_a_changed_notebook_is_graded_as_released_and_the_change_reported(graded, student, change, full_marks):
+@pytest.mark.parametrize("student,change", [
+    ("tampers-with-tests", "deleted, put back"),
+    ("tampers-with-tests", "edited, put back"),
+    ("restructures-cells", "appears 2 times"),
+    ("restructures-cells", "turned from code into markdown"),
+], ids=["deletes-test-cells", "edits-test-cells", "duplicates-cells", "changes-cell-types"])
+def test_a_changed_notebook_is_graded_as_released_and_the_change_reported(graded, student, change):
     result = graded[3][student]
     assert result.problem is None, result.problem
     assert any(change in c for c in result.changes), result.changes
-    if full_marks:
-        assert result.scores == result.max_scores, "correct answers keep their points once the notebook is put right"
-    else:
-        assert result.scores and set(result.scores.values()) == {0.0}, "editing the tests must not earn points"
+    assert result.scores == result.max_scores, "correct answers keep their points once the notebook is put right"
+    # (a blank notebook with its tests edited to pass still earns 0: tests/test_grading.py, every assignment)
 
 
 def test_nothing_submitted_is_modified_or_lost(graded):
