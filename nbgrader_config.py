@@ -27,16 +27,19 @@ except ImportError:
     pass
 else:
     # nbgrader's own list, with two fixes: a copied graded cell and a deleted cell after a locked setup cell
-    # each made nbgrader 0.9.6 give up on the whole notebook.
+    # each made nbgrader 0.9.6 give up on the whole notebook. KeepCourseSkipTags: only the cells source/ tags
+    # `skip-when-grading` are skipped, never one a student tagged.
     c.Autograde.sanitize_preprocessors = [
         "nbgrader.preprocessors.ClearOutput",
         "coursekit.preprocessors.DeduplicateCells",
         "nbgrader.preprocessors.OverwriteKernelspec",
         "coursekit.restore_cells.RestoreMissingCells",
+        "coursekit.preprocessors.KeepCourseSkipTags",
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
     # nbgrader's own list, with Execute replaced: a cell that prints without end is stopped after 1 MB
-    # instead of filling the grader's memory, and each notebook's kernel start / run time is logged.
+    # instead of filling the grader's memory, each notebook's kernel start / run time is logged, and the demo
+    # cells tagged `skip-when-grading` in source/ (timings, plots: nothing graded) are not run.
     c.Autograde.autograde_preprocessors = [
         "coursekit.preprocessors.GuardedExecute",
         "nbgrader.preprocessors.IgnorePattern",

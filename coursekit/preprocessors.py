@@ -2,10 +2,16 @@
 
 - `GuardedExecute` replaces nbgrader's Execute at autograde: a cell that prints without end (megabytes, then
   gigabytes) is stopped once it has printed `max_output_bytes`, instead of filling the grader's memory; and
-  each notebook's time is logged split into kernel start/stop and running the cells.
+  each notebook's time is logged split into kernel start/stop and running the cells. Its kernels print
+  tracebacks in IPython's Plain mode, several times faster to format for errors raised deep inside FastAPI.
 - `DeduplicateCells` replaces nbgrader's DeduplicateIds at autograde: a student who copied a graded cell left
   nbgrader with an empty `nbgrader` metadata on the other copies, which its CheckCellMetadata takes for an old
   schema (SchemaTooOldError: the whole notebook goes ungraded). Here the other copies become plain cells.
+- `KeepCourseSkipTags` runs at autograde before GuardedExecute, which skips the cells tagged `skip-when-grading`
+  (the course's demo cells: timings and plots, nothing graded in them). A student could tag a test cell the
+  same way, and a test cell that never runs raises nothing: full marks. So the tag stays only on the cells the
+  master notebook in source/ tags. (nbgrader's own Execute skips cells tagged `skip-execution`, nbclient's
+  default, with the same hole; GuardedExecute does not honour that tag.)
 - `HideHiddenTestTracebacks` runs in generate_feedback before nbgrader's ClearHiddenTests: ClearHiddenTests
   removes the hidden tests from the cell's source, but a failing hidden assert still shows its own line (and
   the lines around it) in the error's traceback. This replaces those traceback frames with a short note.
@@ -14,20 +20,34 @@ import asyncio
 import re
 import time
 
+import nbformat
 from nbformat.notebooknode import NotebookNode
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
-from traitlets import Integer, Unicode
+from traitlets import Integer, List, Unicode
 
 # The grader recognises these in nbgrader's log (see coursekit.grading).
 OUTPUT_CUT_LOG = "coursekit: output limit"
 TIMING_LOG = "coursekit: timing"
+
+# The tag of the cells autograde does not run (set in source/, checked by KeepCourseSkipTags).
+SKIP_WHEN_GRADING = "skip-when-grading"
 
 OUTPUT_CUT_NOTE = ("[grader] This cell printed more than {limit} of output: the rest was dropped and the cell "
                    "was stopped.\n")
 
 
 class GuardedExecute(Execute):
-    """nbgrader's Execute, with a cap on what one cell may print and a timing line in the log."""
+    """nbgrader's Execute, with a cap on what one cell may print and a timing line in the log.
+
+    It skips the cells tagged SKIP_WHEN_GRADING (nbclient's `skip_cells_with_tag`), not nbclient's default tag.
+    """
+
+    skip_cells_with_tag = Unicode(SKIP_WHEN_GRADING).tag(config=True)
+    # Grading kernels print tracebacks the plain Python way (every frame and its line, no context around it).
+    # IPython's default mode reads and highlights the source around every frame: through FastAPI and httpx
+    # that took 1-2 s per failing test, most of the time a blank or wrong submission took to grade.
+    extra_arguments = List(Unicode(), ["--InteractiveShell.xmode=Plain"]).tag(config=True)
 
     max_output_bytes = Integer(
         1_000_000,
@@ -123,6 +143,36 @@ class DeduplicateCells(DeduplicateIds):
         if "nbgrader" in cell.get("metadata", {}) and not cell.metadata.nbgrader:
             del cell.metadata["nbgrader"]
         return cell, resources
+
+
+class KeepCourseSkipTags(NbGraderPreprocessor):
+    """The SKIP_WHEN_GRADING tag stays only on the cells that carry it in source/ (matched by grade id)."""
+
+    def preprocess(self, nb, resources):
+        course_tagged = self._tagged_in_source(resources["nbgrader"]["assignment"], resources["nbgrader"]["notebook"])
+        for index, cell in enumerate(nb.cells):
+            tags = cell.get("metadata", {}).get("tags", [])
+            if SKIP_WHEN_GRADING in tags and _grade_id(cell) not in course_tagged:
+                tags.remove(SKIP_WHEN_GRADING)
+                self.log.warning("Cell %s is tagged %s but not in source/: it runs", _cell_name(cell, index),
+                                 SKIP_WHEN_GRADING)
+        return nb, resources
+
+    def _tagged_in_source(self, assignment: str, notebook: str) -> set[str]:
+        """Grade ids of the master notebook's cells tagged SKIP_WHEN_GRADING (none if it cannot be read)."""
+        coursedir = CourseDirectory(config=self.config)
+        path = f"{coursedir.format_path(coursedir.source_directory, '.', assignment)}/{notebook}.ipynb"
+        try:
+            master = nbformat.read(path, as_version=4)
+        except (OSError, ValueError) as error:
+            self.log.warning("Cannot read %s (%s): every cell runs", path, error)
+            return set()
+        return {_grade_id(c) for c in master.cells if SKIP_WHEN_GRADING in c.get("metadata", {}).get("tags", [])
+                and _grade_id(c)}
+
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -1,4 +1,6 @@
 """Shared fixtures. The expensive part, autograding a class of submissions, runs once per assignment."""
+import copy
+
 import pytest
 
 from coursekit import COURSE_ROOT, assignments
@@ -7,23 +9,21 @@ from coursekit.grading import grade_assignment, make_course_folder
 
 ASSIGNMENTS = assignments()
 
-# A cell may run this long before it is interrupted. Generous for correct work on a loaded CI machine;
-# short enough that the submissions that loop or hang on purpose do not slow the suite too much.
+# A cell may run this long before it is interrupted: generous for correct work on a loaded CI machine.
+# (Submissions that loop, hang or kill their kernel are graded once, in tests/test_bad_submissions.py.)
 CELL_TIMEOUT = 20
 
-# Submissions that must not stop a grading run: student name -> (what it does, how to make it).
-BROKEN = {
-    "loops-forever": "while True:\n    pass\n",
-    "hangs-in-await": "import asyncio\nawait asyncio.Event().wait()\n",
-    "calls-exit": "exit()\n",
-    "calls-quit": "quit()\n",
-    "calls-os-exit": "import os\nos._exit(1)\n",
-}
+# Tags that make a cell skip execution: nbclient's default, and the course's for its demo cells.
+SKIP_TAGS = ["skip-execution", "skip-when-grading"]
 
 
-def first_answer(assignment: str) -> str:
-    release = subs.blank_submission(assignment)
-    return next(subs.nbgrader_meta(c)["grade_id"] for c in release["cells"] if subs.is_answer(c) and c["cell_type"] == "code")
+def with_test_cells_tagged(notebook: dict, tags: list[str]) -> dict:
+    """A student who tagged every test cell (JupyterLab's property inspector) so that grading would skip it."""
+    result = copy.deepcopy(notebook)
+    for cell in result["cells"]:
+        if subs.is_test(cell):
+            cell["metadata"]["tags"] = cell["metadata"].get("tags", []) + tags
+    return result
 
 
 def class_of_submissions(assignment: str) -> dict[str, dict | str | None]:
@@ -38,11 +38,10 @@ def class_of_submissions(assignment: str) -> dict[str, dict | str | None]:
         "blank-tests-deleted": subs.with_test_cells_deleted(blank),
         "correct-tests-edited-to-pass": subs.with_test_cells_replaced(correct, "pass"),
         "correct-tests-deleted": subs.with_test_cells_deleted(correct),
+        "blank-tests-tagged-to-skip": with_test_cells_tagged(blank, SKIP_TAGS),
         "malformed-json": '{"cells": [ {"cell_type": "code", ',
         "missing-notebook": None,
     }
-    for name, code in BROKEN.items():
-        students[name] = subs.with_answers(correct, {first_answer(assignment): code})
     for exercise, mistakes in subs.wrong_answers(assignment).items():
         for number, source in enumerate(mistakes.values(), start=1):
             students[f"wrong-{exercise}-{number}"] = subs.with_answers(correct, {**answers, exercise: source})

@@ -54,6 +54,10 @@ def class_with_every_bad_case() -> dict[str, dict | str | None]:
     return {
         "correct": correct,
         "loops-forever": subs.with_answers(correct, {answer: "while True:\n    pass\n"}),
+        "hangs-in-await": subs.with_answers(correct, {answer: "import asyncio\nawait asyncio.Event().wait()\n"}),
+        "calls-exit": subs.with_answers(correct, {answer: "exit()\n"}),
+        "calls-quit": subs.with_answers(correct, {answer: "quit()\n"}),
+        "calls-os-exit": subs.with_answers(correct, {answer: "import os\nos._exit(1)\n"}),
         "prints-gigabytes": subs.with_answers(correct, {answer: 'while True:\n    print("x" * 1_000_000)\n'}),
         "kills-its-kernel": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"}),
         "kills-the-grader": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}),
@@ -90,6 +94,10 @@ def graded(tmp_path_factory):
 
 EXPECTED_PROBLEM = {
     "loops-forever": "timed out",
+    "hangs-in-await": "timed out",
+    "calls-exit": "kernel died",
+    "calls-quit": "kernel died",
+    "calls-os-exit": "kernel died",
     "prints-gigabytes": "too much output",
     "kills-its-kernel": "kernel died",
     "kills-the-grader": "crashed",

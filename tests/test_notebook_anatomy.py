@@ -56,3 +56,15 @@ def test_each_code_exercise_is_followed_by_its_locked_test_cells(assignment):
             assert nbgrader_meta(test)["locked"], f"{nbgrader_meta(test)['grade_id']} must be locked"
             text = "".join(test["source"])
             assert re.match(r"# \d+ points?", text), f"{nbgrader_meta(test)['grade_id']} starts with '# N points'"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_cells_grading_skips_are_locked_demos_that_say_so(assignment):
+    """A cell tagged skip-when-grading is locked setup code (no answer, no test) and tells the student."""
+    for cell in source(assignment)["cells"]:
+        if "skip-when-grading" not in cell["metadata"].get("tags", []):
+            continue
+        meta, text = nbgrader_meta(cell), "".join(cell["source"])
+        assert meta.get("locked") and not meta.get("grade") and not meta.get("solution"), (
+            f"{meta.get('grade_id')}: only locked setup cells may be skipped when grading")
+        assert "# Grading skips this cell (tag skip-when-grading)" in text, f"{meta['grade_id']} does not say so"
