@@ -279,20 +279,26 @@ def _check_submission(course_root: Path, assignment: str, student: str) -> str |
 
 
 def _problems_in_graded_notebooks(course_root: Path, assignment: str, student: str, log: str) -> str | None:
-    """Cells that printed too much or that nbgrader had to interrupt (timeouts), as one message."""
+    """Cells that printed too much, ran out of memory or that nbgrader had to interrupt (timeouts), as one message."""
     flooded = re.findall(rf"{OUTPUT_CUT_LOG}: cell (\S+) printed more than (.+?);", log)
     if flooded:
         cells = ", ".join(dict.fromkeys(cell for cell, _ in flooded))
         return (f"too much output: cell(s) {cells} printed more than {flooded[0][1]}; "
                 "the output was cut and the cell stopped")
-    timed_out = []
+    timed_out, out_of_memory = [], []
     for notebook in sorted((course_root / "autograded" / student / assignment).glob("*.ipynb")):
         for cell in json.loads(notebook.read_text())["cells"]:
+            name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id")
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error" and output.get("ename") in ("CellTimeoutError", "KeyboardInterrupt"):
-                    timed_out.append(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id"))
+                    timed_out.append(name)
+                if output.get("output_type") == "error" and output.get("ename") == "MemoryError":
+                    out_of_memory.append(name)
     if timed_out:
         return f"timed out: cell(s) {', '.join(dict.fromkeys(timed_out))} ran too long and were interrupted"
+    if out_of_memory:
+        return (f"out of memory: cell(s) {', '.join(dict.fromkeys(out_of_memory))} raised MemoryError (the kernel's "
+                "limit is c.GuardedExecute.kernel_memory_limit); the rest was graded")
     return None
 
 

@@ -2,7 +2,8 @@
 
 - `GuardedExecute` replaces nbgrader's Execute at autograde: a cell that prints without end (megabytes, then
   gigabytes) is stopped once it has printed `max_output_bytes`, instead of filling the grader's memory; and
-  each notebook's time is logged split into kernel start/stop and running the cells. Its kernels print
+  each notebook's time is logged split into kernel start/stop and running the cells. Each kernel may use at most
+  `kernel_memory_limit` bytes of address space (a runaway allocation is a MemoryError in its cell). Its kernels print
   tracebacks in IPython's Plain mode, several times faster to format for errors raised deep inside FastAPI.
 - `DeduplicateCells` replaces nbgrader's DeduplicateIds at autograde: a student who copied a graded cell left
   nbgrader with an empty `nbgrader` metadata on the other copies, which its CheckCellMetadata takes for an old
@@ -18,6 +19,7 @@
 """
 import asyncio
 import re
+import resource
 import time
 
 import nbformat
@@ -42,6 +44,14 @@ class GuardedExecute(Execute):
 
     It skips the cells tagged SKIP_WHEN_GRADING (nbclient's `skip_cells_with_tag`), not nbclient's default tag.
     """
+
+    kernel_memory_limit = Integer(
+        4 * 1024**3,
+        help="Bytes of address space a grading kernel may use (Linux; 0: no limit). A student's loop that keeps "
+             "allocating gets a MemoryError in its own cell, instead of the grading machine running out of memory "
+             "and killing whatever process it picks (another student's kernel, the grader). The course's "
+             "notebooks use about 1.1 GB of address space (90 MB resident) when graded.",
+    ).tag(config=True)
 
     skip_cells_with_tag = Unicode(SKIP_WHEN_GRADING).tag(config=True)
     # Grading kernels print tracebacks the plain Python way (every frame and its line, no context around it).
@@ -72,9 +82,18 @@ class GuardedExecute(Execute):
     def start_new_kernel(self, **kwargs):
         started = time.perf_counter()
         try:
-            return super().start_new_kernel(**kwargs)
+            result = super().start_new_kernel(**kwargs)
+            self._limit_kernel_memory()
+            return result
         finally:
             self._kernel_seconds += time.perf_counter() - started
+
+    def _limit_kernel_memory(self):
+        """Cap the new kernel's address space (Linux): a cell that allocates without end gets a MemoryError."""
+        if self.kernel_memory_limit <= 0 or not hasattr(resource, "prlimit"):
+            return
+        limit = self.kernel_memory_limit
+        resource.prlimit(self.km.provisioner.process.pid, resource.RLIMIT_AS, (limit, limit))
 
     def start_new_kernel_client(self):
         started = time.perf_counter()

@@ -58,6 +58,9 @@ def class_with_every_bad_case() -> dict[str, dict | str | None]:
         "calls-exit": subs.with_answers(correct, {answer: "exit()\n"}),
         "calls-quit": subs.with_answers(correct, {answer: "quit()\n"}),
         "calls-os-exit": subs.with_answers(correct, {answer: "import os\nos._exit(1)\n"}),
+        # 6 GB at most: without the kernel's memory limit the cell finishes (and the test fails) on a 24 GB machine.
+        # 1 GB steps leave the kernel room to run the cells after it once the limit stops the loop.
+        "hoards-memory": subs.with_answers(correct, {answer: "hoard = []\nfor _ in range(6):\n    hoard.append(bytearray(1_000_000_000))\n"}),
         "prints-gigabytes": subs.with_answers(correct, {answer: 'while True:\n    print("x" * 1_000_000)\n'}),
         "kills-its-kernel": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"}),
         "kills-the-grader": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}),
@@ -98,6 +101,7 @@ EXPECTED_PROBLEM = {
     "calls-exit": "kernel died",
     "calls-quit": "kernel died",
     "calls-os-exit": "kernel died",
+    "hoards-memory": "out of memory",
     "prints-gigabytes": "too much output",
     "kills-its-kernel": "kernel died",
     "kills-the-grader": "crashed",
@@ -142,6 +146,12 @@ def test_a_changed_notebook_is_graded_as_released_and_the_change_reported(graded
     assert any(change in c for c in result.changes), result.changes
     assert result.scores == result.max_scores, "correct answers keep their points once the notebook is put right"
     # (a blank notebook with its tests edited to pass still earns 0: tests/test_grading.py, every assignment)
+
+
+def test_a_kernel_that_hoards_memory_hits_its_limit_and_the_rest_is_graded(graded):
+    hoarder = graded[3]["hoards-memory"]
+    assert "MemoryError" in hoarder.problem
+    assert 0 < hoarder.score < hoarder.max_score, "the answer that hoarded lost its points, the others kept theirs"
 
 
 def test_nothing_submitted_is_modified_or_lost(graded):
