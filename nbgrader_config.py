@@ -16,6 +16,11 @@ c.CourseDirectory.course_id = "fastapi-async-db"
 c.CourseDirectory.solution_directory = "solutions"
 # Grading: a cell gets 60 s; a hung cell is interrupted and grading goes on with the next one.
 c.Execute.timeout = 60
+# Autograde and Validate do not run the demo cells tagged skip-when-grading in source/ (timings and plots, nothing
+# graded in them), and print tracebacks in IPython's Plain mode: its default mode takes 1-2 s to format an error
+# raised inside FastAPI. Together they halve the time a notebook takes to grade.
+c.Execute.skip_cells_with_tag = "skip-when-grading"
+c.Execute.extra_arguments = ["--InteractiveShell.xmode=Plain"]
 # Students delete or merge test cells by accident: put every graded cell back from the source.
 # nbgrader's own restore fails when the deleted cell follows a locked setup cell; coursekit's handles both.
 c.OverwriteCells.add_missing_cells = True
@@ -28,7 +33,7 @@ except ImportError:
 else:
     # nbgrader's own list, with two fixes: a copied graded cell and a deleted cell after a locked setup cell
     # each made nbgrader 0.9.6 give up on the whole notebook. KeepCourseSkipTags: only the cells source/ tags
-    # `skip-when-grading` are skipped, never one a student tagged.
+    # skip-when-grading are skipped, never a cell a student tagged (a skipped test cell would pass).
     c.Autograde.sanitize_preprocessors = [
         "nbgrader.preprocessors.ClearOutput",
         "coursekit.preprocessors.DeduplicateCells",
@@ -38,8 +43,8 @@ else:
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
     # nbgrader's own list, with Execute replaced: a cell that prints without end is stopped after 1 MB
-    # instead of filling the grader's memory, each notebook's kernel start / run time is logged, and the demo
-    # cells tagged `skip-when-grading` in source/ (timings, plots: nothing graded) are not run.
+    # instead of filling the grader's memory, each kernel may use 4 GiB, and each notebook's kernel start / run
+    # time is logged.
     c.Autograde.autograde_preprocessors = [
         "coursekit.preprocessors.GuardedExecute",
         "nbgrader.preprocessors.IgnorePattern",

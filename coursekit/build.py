@@ -10,6 +10,9 @@ from pathlib import Path
 from . import COURSE_ROOT, assignments
 from .nbgrader_cli import nbgrader
 
+# nbclient's own skip tag, which no course cell carries: every cell runs.
+RUN_EVERY_CELL = "--Execute.skip_cells_with_tag=skip-execution"
+
 
 def build(course_root: Path = COURSE_ROOT, only: list[str] | None = None) -> list[str]:
     """Generate release/<a>/ and solutions/<a>/ for each assignment (all, or those in `only`).
@@ -25,7 +28,8 @@ def build(course_root: Path = COURSE_ROOT, only: list[str] | None = None) -> lis
             if not (course_root / "source" / assignment).is_dir():
                 raise FileNotFoundError(f"no such assignment: source/{assignment}/")
             nbgrader(course_root, "generate_assignment", assignment, "--force", db)
-            nbgrader(course_root, "generate_solution", assignment, "--force", db)
+            # Grading skips the demo cells (nbgrader_config.py); the solutions show them run, plots included.
+            nbgrader(course_root, "generate_solution", assignment, "--force", db, RUN_EVERY_CELL)
             for notebook in (course_root / "solutions" / assignment).glob("*.ipynb"):
                 _make_reproducible(notebook)
     return todo

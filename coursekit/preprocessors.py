@@ -3,47 +3,43 @@
 - `GuardedExecute` replaces nbgrader's Execute at autograde: a cell that prints without end (megabytes, then
   gigabytes) is stopped once it has printed `max_output_bytes`, instead of filling the grader's memory; and
   each notebook's time is logged split into kernel start/stop and running the cells. Each kernel may use at most
-  `kernel_memory_limit` bytes of address space (a runaway allocation is a MemoryError in its cell). Its kernels print
-  tracebacks in IPython's Plain mode, several times faster to format for errors raised deep inside FastAPI.
+  `kernel_memory_limit` bytes of address space (a runaway allocation is a MemoryError in its cell).
 - `DeduplicateCells` replaces nbgrader's DeduplicateIds at autograde: a student who copied a graded cell left
   nbgrader with an empty `nbgrader` metadata on the other copies, which its CheckCellMetadata takes for an old
   schema (SchemaTooOldError: the whole notebook goes ungraded). Here the other copies become plain cells.
-- `KeepCourseSkipTags` runs at autograde before GuardedExecute, which skips the cells tagged `skip-when-grading`
-  (the course's demo cells: timings and plots, nothing graded in them). A student could tag a test cell the
-  same way, and a test cell that never runs raises nothing: full marks. So the tag stays only on the cells the
-  master notebook in source/ tags. (nbgrader's own Execute skips cells tagged `skip-execution`, nbclient's
-  default, with the same hole; GuardedExecute does not honour that tag.)
+- `KeepCourseSkipTags` runs at autograde before GuardedExecute. nbclient, which runs the notebooks, skips the cells
+  tagged `c.Execute.skip_cells_with_tag` (here `skip-when-grading`, the course's demo cells; by default
+  `skip-execution`). A student could tag a test cell the same way, and a test cell that never runs raises
+  nothing: full marks. So the tag stays only on the cells the master notebook in source/ tags.
 - `HideHiddenTestTracebacks` runs in generate_feedback before nbgrader's ClearHiddenTests: ClearHiddenTests
   removes the hidden tests from the cell's source, but a failing hidden assert still shows its own line (and
   the lines around it) in the error's traceback. This replaces those traceback frames with a short note.
 """
 import asyncio
 import re
-import resource
 import time
+
+try:
+    import resource  # Unix only: the kernel memory limit is not set on Windows
+except ImportError:
+    resource = None
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
-from traitlets import Integer, List, Unicode
+from traitlets import Integer, Unicode
 
 # The grader recognises these in nbgrader's log (see coursekit.grading).
 OUTPUT_CUT_LOG = "coursekit: output limit"
 TIMING_LOG = "coursekit: timing"
-
-# The tag of the cells autograde does not run (set in source/, checked by KeepCourseSkipTags).
-SKIP_WHEN_GRADING = "skip-when-grading"
 
 OUTPUT_CUT_NOTE = ("[grader] This cell printed more than {limit} of output: the rest was dropped and the cell "
                    "was stopped.\n")
 
 
 class GuardedExecute(Execute):
-    """nbgrader's Execute, with a cap on what one cell may print and a timing line in the log.
-
-    It skips the cells tagged SKIP_WHEN_GRADING (nbclient's `skip_cells_with_tag`), not nbclient's default tag.
-    """
+    """nbgrader's Execute, with a cap on what one cell may print, a memory limit, and a timing line in the log."""
 
     kernel_memory_limit = Integer(
         4 * 1024**3,
@@ -53,11 +49,6 @@ class GuardedExecute(Execute):
              "notebooks use about 1.1 GB of address space (90 MB resident) when graded.",
     ).tag(config=True)
 
-    skip_cells_with_tag = Unicode(SKIP_WHEN_GRADING).tag(config=True)
-    # Grading kernels print tracebacks the plain Python way (every frame and its line, no context around it).
-    # IPython's default mode reads and highlights the source around every frame: through FastAPI and httpx
-    # that took 1-2 s per failing test, most of the time a blank or wrong submission took to grade.
-    extra_arguments = List(Unicode(), ["--InteractiveShell.xmode=Plain"]).tag(config=True)
 
     max_output_bytes = Integer(
         1_000_000,
@@ -90,7 +81,7 @@ class GuardedExecute(Execute):
 
     def _limit_kernel_memory(self):
         """Cap the new kernel's address space (Linux): a cell that allocates without end gets a MemoryError."""
-        if self.kernel_memory_limit <= 0 or not hasattr(resource, "prlimit"):
+        if self.kernel_memory_limit <= 0 or not hasattr(resource, "prlimit"):  # prlimit: Linux
             return
         limit = self.kernel_memory_limit
         resource.prlimit(self.km.provisioner.process.pid, resource.RLIMIT_AS, (limit, limit))
@@ -165,20 +156,20 @@ class DeduplicateCells(DeduplicateIds):
 
 
 class KeepCourseSkipTags(NbGraderPreprocessor):
-    """The SKIP_WHEN_GRADING tag stays only on the cells that carry it in source/ (matched by grade id)."""
+    """The tag that makes Execute skip a cell stays only on the cells that carry it in source/ (by grade id)."""
 
     def preprocess(self, nb, resources):
-        course_tagged = self._tagged_in_source(resources["nbgrader"]["assignment"], resources["nbgrader"]["notebook"])
+        tag = self.config.Execute.get("skip_cells_with_tag", "skip-execution")  # nbclient's default
+        course_tagged = self._tagged_in_source(tag, resources["nbgrader"]["assignment"], resources["nbgrader"]["notebook"])
         for index, cell in enumerate(nb.cells):
             tags = cell.get("metadata", {}).get("tags", [])
-            if SKIP_WHEN_GRADING in tags and _grade_id(cell) not in course_tagged:
-                tags.remove(SKIP_WHEN_GRADING)
-                self.log.warning("Cell %s is tagged %s but not in source/: it runs", _cell_name(cell, index),
-                                 SKIP_WHEN_GRADING)
+            if tag in tags and _grade_id(cell) not in course_tagged:
+                tags.remove(tag)
+                self.log.warning("Cell %s is tagged %s but not in source/: it runs", _cell_name(cell, index), tag)
         return nb, resources
 
-    def _tagged_in_source(self, assignment: str, notebook: str) -> set[str]:
-        """Grade ids of the master notebook's cells tagged SKIP_WHEN_GRADING (none if it cannot be read)."""
+    def _tagged_in_source(self, tag: str, assignment: str, notebook: str) -> set[str]:
+        """Grade ids of the master notebook's cells tagged `tag` (none if it cannot be read)."""
         coursedir = CourseDirectory(config=self.config)
         path = f"{coursedir.format_path(coursedir.source_directory, '.', assignment)}/{notebook}.ipynb"
         try:
@@ -186,8 +177,7 @@ class KeepCourseSkipTags(NbGraderPreprocessor):
         except (OSError, ValueError) as error:
             self.log.warning("Cannot read %s (%s): every cell runs", path, error)
             return set()
-        return {_grade_id(c) for c in master.cells if SKIP_WHEN_GRADING in c.get("metadata", {}).get("tags", [])
-                and _grade_id(c)}
+        return {_grade_id(c) for c in master.cells if tag in c.get("metadata", {}).get("tags", []) and _grade_id(c)}
 
 
 def _grade_id(cell) -> str | None:

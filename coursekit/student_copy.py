@@ -133,13 +133,14 @@ def _title(notebook: Path) -> str | None:
 
 
 def student_nbgrader_config(course_root: Path) -> str:
-    """The students' nbgrader_config.py: the grader's cell timeout and course id, nothing of the instructor's."""
+    """The students' nbgrader_config.py: the grader's cell timeout, skip tag, kernel arguments and course id."""
     from traitlets.config.loader import PyFileConfigLoader
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
-    timeout = config.Execute.get("timeout", 30)
-    course_id = config.CourseDirectory.get("course_id", "")
-    return STUDENT_CONFIG.format(timeout=int(timeout), course_id=course_id)
+    return STUDENT_CONFIG.format(timeout=int(config.Execute.get("timeout", 30)),
+                                 course_id=config.CourseDirectory.get("course_id", ""),
+                                 skip_tag=config.Execute.get("skip_cells_with_tag", "skip-execution"),
+                                 kernel_arguments=list(config.Execute.get("extra_arguments", [])))
 
 
 def secret_lines(course_root: Path = COURSE_ROOT) -> set[str]:
@@ -202,12 +203,15 @@ def _metadata_problems(nb: dict) -> list[str]:
 STUDENT_CONFIG = '''"""nbgrader settings on the students' side.
 
 The Validate button in a notebook's toolbar runs the whole notebook the way the grader will: a cell may run
-{timeout} s, as in grading. On a course JupyterHub the instructors' system-wide config adds the exchange.
+{timeout} s, the demo cells tagged {skip_tag} do not run, and errors are shown as the grader shows them.
+On a course JupyterHub the instructors' system-wide config adds the exchange.
 """
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
 c.CourseDirectory.course_id = "{course_id}"
 c.Execute.timeout = {timeout}
+c.Execute.skip_cells_with_tag = "{skip_tag}"
+c.Execute.extra_arguments = {kernel_arguments!r}
 '''
 
 STUDENT_MAKEFILE = """# `make start`: create .venv/ from the pinned requirements the first time, then open JupyterLab on the start page.

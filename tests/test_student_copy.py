@@ -102,12 +102,13 @@ def test_no_gradebook_and_no_instructor_config(student_copy):
     config_text = (student_copy / "nbgrader_config.py").read_text()
     for instructor_only in ("coursekit", "db_url", "solution_directory", "Autograde", "GenerateFeedback", "Exchange"):
         assert instructor_only not in config_text
-    # it is a working nbgrader config that needs nothing of the course: same cell timeout as grading
+    # it is a working nbgrader config that needs nothing of the course
     student, course = Config(), Config()
     exec(config_text, {"get_config": lambda: student})
     exec(compile((COURSE_ROOT / "nbgrader_config.py").read_text(), str(COURSE_ROOT / "nbgrader_config.py"), "exec"),
          {"get_config": lambda: course, "__file__": str(COURSE_ROOT / "nbgrader_config.py")})
-    assert student.Execute.timeout == course.Execute.timeout
+    for setting in ("timeout", "skip_cells_with_tag", "extra_arguments"):  # Validate runs cells as grading does
+        assert student.Execute[setting] == course.Execute[setting], setting
     assert student.CourseDirectory.course_id == course.CourseDirectory.course_id
 
 
