@@ -18,7 +18,7 @@ c.CourseDirectory.solution_directory = "solutions"
 c.Execute.timeout = 60
 # Autograde and Validate do not run the demo cells tagged skip-when-grading in source/ (timings and plots, nothing
 # graded in them), and print tracebacks in IPython's Plain mode: its default mode takes 1-2 s to format an error
-# raised inside FastAPI. Together they halve the time a notebook takes to grade.
+# raised inside FastAPI. Together they halve the time a Section 1 or 3 notebook takes to grade.
 c.Execute.skip_cells_with_tag = "skip-when-grading"
 c.Execute.extra_arguments = ["--InteractiveShell.xmode=Plain"]
 # Students delete or merge test cells by accident: put every graded cell back from the source.

@@ -15,7 +15,8 @@ processes and their kernels, sampled every 0.2 s), and per notebook the time spl
 running the cells, and the rest (nbgrader itself, the gradebook, process start), and the CPU time per submission
 (all processes, kernels included: comparable even when other work shares the machine). Then the speed-up, whether both
 wrote the same score for every test cell, and how often "database is locked" appeared. Not a test: it takes
-long (about 20 min per 100 students on 2 cores) and its figures depend on the machine and its load.
+long (about 45 min for 100 students x 3 notebooks on 2 cores, both runs) and its figures depend on the machine
+and its load.
 """
 import argparse
 import os

@@ -60,7 +60,8 @@ def class_with_every_bad_case() -> dict[str, dict | str | None]:
         "calls-os-exit": subs.with_answers(correct, {answer: "import os\nos._exit(1)\n"}),
         # 6 GB at most: without the kernel's memory limit the cell finishes (and the test fails) on a 24 GB machine.
         # 1 GB steps leave the kernel room to run the cells after it once the limit stops the loop.
-        "hoards-memory": subs.with_answers(correct, {answer: "hoard = []\nfor _ in range(6):\n    hoard.append(bytearray(1_000_000_000))\n"}),
+        "hoards-memory": subs.with_answers(
+            correct, {answer: "hoard = []\nfor _ in range(6):\n    hoard.append(bytearray(1_000_000_000))\n"}),
         "prints-gigabytes": subs.with_answers(correct, {answer: 'while True:\n    print("x" * 1_000_000)\n'}),
         "kills-its-kernel": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"}),
         "kills-the-grader": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}),
