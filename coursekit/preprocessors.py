@@ -49,7 +49,6 @@ class GuardedExecute(Execute):
              "notebooks use about 1.1 GB of address space (90 MB resident) when graded.",
     ).tag(config=True)
 
-
     max_output_bytes = Integer(
         1_000_000,
         help="Most characters of output one cell may produce; beyond it the output is dropped and the cell "
@@ -81,10 +80,11 @@ class GuardedExecute(Execute):
 
     def _limit_kernel_memory(self):
         """Cap the new kernel's address space (Linux): a cell that allocates without end gets a MemoryError."""
-        if self.kernel_memory_limit <= 0 or not hasattr(resource, "prlimit"):  # prlimit: Linux
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)  # a local kernel's Popen
+        if self.kernel_memory_limit <= 0 or not hasattr(resource, "prlimit") or process is None:  # prlimit: Linux
             return
         limit = self.kernel_memory_limit
-        resource.prlimit(self.km.provisioner.process.pid, resource.RLIMIT_AS, (limit, limit))
+        resource.prlimit(process.pid, resource.RLIMIT_AS, (limit, limit))
 
     def start_new_kernel_client(self):
         started = time.perf_counter()
