@@ -4,7 +4,7 @@ It loads nbgrader and the course's nbgrader_config.py once, then reads jobs from
 ({"assignment": ..., "student": ...}), and for each runs nbgrader's Autograde converter in this process: the same
 code, configuration and gradebook writes as `nbgrader autograde ASSIGNMENT --student STUDENT --force`, without
 paying for a new Python process and nbgrader's imports per student. After each job it answers one JSON line:
-{"student", "success", "log", "scores", "max_scores", "seconds"}.
+{"student", "success", "log", "problems", "scores", "max_scores", "seconds"}.
 
 coursekit.grading starts one worker per parallel job, restarts a worker that dies, and kills one that runs past
 its deadline (with its kernels).
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit.grade_worker")
     parser.add_argument("--db", default=None, help="gradebook URL (default: nbgrader_config.py's db_url)")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: nbgrader_config.py)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grading kernels run without the bubblewrap sandbox (GuardedExecute.unsafe_no_sandbox)")
     args = parser.parse_args(argv)
 
     # Answers go through a private copy of stdout; whatever else writes to file descriptor 1 (a kernel, a
@@ -70,6 +72,8 @@ def _autograde_app(args):
     argv = ["--force"]
     if args.timeout is not None:
         argv.append(f"--Execute.timeout={args.timeout}")
+    if args.unsafe_no_sandbox:
+        argv.append("--GuardedExecute.unsafe_no_sandbox=True")
     app = AutogradeApp()
     app.initialize(argv)
     app.log.setLevel(logging.INFO)  # as the command line shows it; DEBUG would format every kernel message
@@ -81,6 +85,9 @@ def grade(app, assignment: str, student: str) -> dict:
     from nbgrader.converters import Autograde
     from nbgrader.utils import capture_log
 
+    from . import outcomes
+
+    outcomes.drain()  # nothing left over from an earlier submission
     started = time.perf_counter()
     app.coursedir.assignment_id = assignment
     app.coursedir.student_id = student
@@ -88,6 +95,8 @@ def grade(app, assignment: str, student: str) -> dict:
     outcome = capture_log(converter)
     answer = {"student": student, "success": outcome["success"],
               "log": outcome.get("log", "") + outcome.get("error", "")}
+    # What the course's preprocessors reported (coursekit.outcomes): tampering found, a kernel that went silent.
+    answer["problems"] = [{"kind": p.kind.name, "detail": p.detail, "cells": list(p.cells)} for p in outcomes.drain()]
     answer.update(read_scores(app.coursedir.db_url, app.coursedir.course_id, assignment, student))
     answer["seconds"] = time.perf_counter() - started
     return answer

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import nbformat
 
-from . import COURSE_ROOT
+from . import COURSE_ROOT, sandbox
 from .nbgrader_cli import ENV_WITH_VENV, nbgrader
+from .outcomes import Problem, ProblemKind
 from .preprocessors import OUTPUT_CUT_LOG, TIMING_LOG
 
 # A whole notebook may take at most this many seconds to grade, whatever its cells do.
@@ -68,15 +69,19 @@ def submitted_students(course_root: Path, assignment: str) -> list[str]:
 
 def grade_assignment(course_root: Path, assignment: str, students: list[str] | None = None,
                      jobs: int | None = None, cell_timeout: int | None = None, db_url: str | None = None,
-                     progress=None) -> list[SubmissionResult]:
+                     progress=None, unsafe_no_sandbox: bool = False) -> list[SubmissionResult]:
     """Autograde the submissions of `assignment` (all students in submitted/, or `students`).
 
     jobs: how many students are graded at once, one worker process each (default: one per core).
     cell_timeout: seconds a cell may run before it is interrupted (default: nbgrader_config.py's).
     db_url: the gradebook (default: nbgrader_config.py's db_url, normally <course>/gradebook.db).
     progress: called as progress(done, total, result) after each student.
+    unsafe_no_sandbox: run the students' kernels without the bubblewrap sandbox (coursekit.sandbox). Without it,
+    grading refuses (SandboxUnavailable) where no sandbox can run.
     Returns one result per student, in the order of `students`; never raises because of a submission.
     """
+    if not unsafe_no_sandbox and (reason := sandbox.unavailable_reason()):
+        raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
     course_root = Path(course_root).resolve()
     students = list(students) if students is not None else submitted_students(course_root, assignment)
     if not students:
@@ -85,6 +90,7 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
     notebooks = sorted(p.name for p in (course_root / "source" / assignment).glob("*.ipynb"))
     deadline = NOTEBOOK_DEADLINE * max(1, len(notebooks)) + 60
     worker_args = ([f"--db={db_url}"] if db_url else []) + ([f"--timeout={cell_timeout}"] if cell_timeout else [])
+    worker_args += ["--unsafe-no-sandbox"] if unsafe_no_sandbox else []
 
     todo: queue.Queue[str] = queue.Queue()
     for student in students:
@@ -169,6 +175,11 @@ def _grade_with(worker: "_Worker", course_root: Path, assignment: str, student: 
         if problem is None:
             problem = (_reason_from_log(result.log) if not answer["success"]
                        else _problems_in_graded_notebooks(course_root, assignment, student, result.log))
+        # Problems the preprocessors reported; tampering is what an instructor must see first.
+        reported = [Problem(ProblemKind[p["kind"]], p["detail"], tuple(p["cells"])) for p in answer.get("problems", [])]
+        tampered = [p for p in reported if p.kind is ProblemKind.TAMPERED]
+        if tampered or (reported and problem is None):
+            problem = "; ".join(str(p) for p in (tampered or reported[:1]))
         for kernel, cells in re.findall(rf"{TIMING_LOG}: kernel start/stop ([\d.]+) s, cells ([\d.]+) s", result.log):
             result.kernel_seconds += float(kernel)
             result.cells_seconds += float(cells)

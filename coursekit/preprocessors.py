@@ -28,7 +28,10 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
+
+from . import sandbox
+from .integrity import IntegrityChecks
 
 # The grader recognises these in nbgrader's log (see coursekit.grading).
 OUTPUT_CUT_LOG = "coursekit: output limit"
@@ -38,8 +41,15 @@ OUTPUT_CUT_NOTE = ("[grader] This cell printed more than {limit} of output: the 
                    "was stopped.\n")
 
 
-class GuardedExecute(Execute):
-    """nbgrader's Execute, with a cap on what one cell may print, a memory limit, and a timing line in the log."""
+class GuardedExecute(IntegrityChecks, Execute):
+    """nbgrader's Execute, with its kernel in a sandbox, checks that no test cell's result was forged
+    (coursekit.integrity), a cap on what one cell may print, a memory limit, and a timing line in the log."""
+
+    check_integrity = Bool(
+        True,
+        help="Probe the kernel around every test cell (coursekit.integrity): hooks a student's code installed are "
+             "put back, and a test cell whose result cannot be trusted scores 0.",
+    ).tag(config=True)
 
     kernel_memory_limit = Integer(
         4 * 1024**3,
@@ -55,6 +65,27 @@ class GuardedExecute(Execute):
              "interrupted (-1: no limit).",
     ).tag(config=True)
 
+    unsafe_no_sandbox = Bool(
+        False,
+        help="Run grading kernels WITHOUT the bubblewrap sandbox (coursekit.sandbox): every submission then runs "
+             "with the grader's rights and can change grades or other students' files. Only for trusted work, "
+             "where no sandbox can run.",
+    ).tag(config=True)
+
+    def create_kernel_manager(self):
+        """nbclient's kernel manager, whose kernel the sandbox provisioner starts (unless unsafe_no_sandbox)."""
+        km = super().create_kernel_manager()
+        if self.unsafe_no_sandbox:
+            self.log.warning("coursekit: grading WITHOUT a sandbox (GuardedExecute.unsafe_no_sandbox)")
+            return km
+        reason = sandbox.unavailable_reason()
+        if reason:
+            raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
+        # jupyter_client starts a kernel with the provisioner its kernel spec names (the local one by default).
+        km.kernel_spec.metadata["kernel_provisioner"] = {
+            "provisioner_name": sandbox.PROVISIONER_NAME, "config": {"memory_limit": max(0, self.kernel_memory_limit)}}
+        return km
+
     def preprocess(self, nb, resources=None, km=None):
         self._output_sizes: dict[int, int] = {}
         self._cut_cells: set[int] = set()
@@ -64,6 +95,7 @@ class GuardedExecute(Execute):
         try:
             return super().preprocess(nb, resources, km)
         finally:
+            self.report_integrity((resources or {}).get("nbgrader", {}).get("notebook", "the notebook"))
             total = time.perf_counter() - started
             self.log.info("%s: kernel start/stop %.3f s, cells %.3f s", TIMING_LOG, self._kernel_seconds,
                           total - self._kernel_seconds)
@@ -79,7 +111,12 @@ class GuardedExecute(Execute):
             self._kernel_seconds += time.perf_counter() - started
 
     def _limit_kernel_memory(self):
-        """Cap the new kernel's address space (Linux): a cell that allocates without end gets a MemoryError."""
+        """Cap the new kernel's address space (Linux): a cell that allocates without end gets a MemoryError.
+
+        Only without the sandbox: the sandbox sets its limits before the kernel starts.
+        """
+        if isinstance(getattr(self.km, "provisioner", None), sandbox.SandboxProvisioner):
+            return
         process = getattr(getattr(self.km, "provisioner", None), "process", None)  # a local kernel's Popen
         if self.kernel_memory_limit <= 0 or not hasattr(resource, "prlimit") or process is None:  # prlimit: Linux
             return

@@ -59,11 +59,12 @@ def class_with_every_bad_case() -> dict[str, dict | str | None]:
         "calls-quit": subs.with_answers(correct, {answer: "quit()\n"}),
         "calls-os-exit": subs.with_answers(correct, {answer: "import os\nos._exit(1)\n"}),
         # 6 GB at most: without the kernel's memory limit the cell finishes (and the test fails) on a 24 GB machine.
-        # 1 GB steps leave the kernel room to run the cells after it once the limit stops the loop.
+        # 1 GB steps leave the kernel room to run the cells after it once the limit (2 GiB here) stops the loop.
         "hoards-memory": subs.with_answers(
             correct, {answer: "hoard = []\nfor _ in range(6):\n    hoard.append(bytearray(1_000_000_000))\n"}),
         "prints-gigabytes": subs.with_answers(correct, {answer: 'while True:\n    print("x" * 1_000_000)\n'}),
         "kills-its-kernel": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"}),
+        # In the sandbox its parent is the sandbox's own init, which ignores the signal: nothing dies.
         "kills-the-grader": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}),
         # deletes the first test cell, edits all the others to `pass`
         "tampers-with-tests": subs.with_test_cells_replaced(with_cell_deleted(correct, first_test_cell(correct))),
@@ -82,6 +83,10 @@ def tree_digest(folder) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     course = make_course_folder(tmp_path_factory.mktemp("bad-submissions"), [ASSIGNMENT])
+    # A 2 GiB limit (the course's is 4 GiB): the hoarding cell stops after touching 1 GB instead of 3 GB, which
+    # took longer than CELL_TIMEOUT on a loaded machine (a timeout instead of "out of memory").
+    with (course / "nbgrader_config.py").open("a") as config:
+        config.write("\nc.GuardedExecute.kernel_memory_limit = 2 * 1024**3\n")
     submitted = class_with_every_bad_case()
     for student, notebook in submitted.items():
         if notebook is None:
@@ -105,7 +110,6 @@ EXPECTED_PROBLEM = {
     "hoards-memory": "out of memory",
     "prints-gigabytes": "too much output",
     "kills-its-kernel": "kernel died",
-    "kills-the-grader": "crashed",
     "invalid-json": "not a valid notebook",
     "empty-folder": "missing",
     "never-submitted": "missing",
@@ -123,6 +127,13 @@ def test_the_run_finishes_and_grades_every_other_student(graded):
 def test_a_broken_submission_is_reported_with_its_reason(graded, student):
     result = graded[3][student]
     assert result.problem and result.problem.startswith(EXPECTED_PROBLEM[student]), result.problem
+
+
+def test_a_kernel_cannot_kill_the_grader(graded):
+    """Its parent process is the sandbox's init, not the grader: the signal is lost and grading goes on."""
+    result = graded[3]["kills-the-grader"]
+    assert result.problem is None, result.problem
+    assert 0 < result.score < result.max_score, "only the answer that tried it lost its points"
 
 
 def test_output_without_end_is_cut_not_kept(graded):
