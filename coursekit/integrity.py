@@ -118,7 +118,7 @@ class IntegrityChecks:
     async def _probe(self, names: tuple[str, ...] = (), marker: str | None = None) -> ProbeResult | None:
         """Run the guard's check and a canary error in the kernel; None when the kernel did not answer in time."""
         nonce, canary = secrets.token_hex(8), secrets.token_hex(8)
-        code = f"{GUARD}.check({nonce!r}, {names!r}, {marker!r})\nraise AssertionError({canary!r})\n"
+        code = f"{GUARD}.check({nonce!r}, {names!r}, {marker!r});\nraise AssertionError({canary!r})\n"
         texts, errors = [], []
 
         def collect(msg):

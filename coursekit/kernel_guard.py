@@ -76,7 +76,7 @@ class Guard:
         """The last line of a test cell calls this: the cell ran to its end."""
         self.reached.add(marker)
 
-    def check(self, nonce: str, names: tuple = (), marker: str | None = None) -> None:
+    def check(self, nonce: str, names: tuple = (), marker: str | None = None) -> dict:
         """Put back every hook found changed; print one JSON line: what was found, and whether `marker` was reached.
 
         names: the built-in names the next test cell uses; a notebook variable that hides one is removed.
@@ -88,7 +88,9 @@ class Guard:
                     and callable(ns[name]):
                 del ns[name]
                 found.append(f"the built-in {name}() the tests use, redefined")
-        print(json.dumps({"guard": nonce, "found": found, "reached": marker in self.reached if marker else None}))
+        answer = {"guard": nonce, "found": found, "reached": marker in self.reached if marker else None}
+        print(json.dumps(answer))
+        return answer
 
     def restore(self) -> list[str]:
         """Put back what differs from the state noted at start; the names of what was put back."""
