@@ -22,7 +22,7 @@ import re
 import shutil
 from pathlib import Path
 
-from . import COURSE_ROOT, assignments
+from . import assignments
 
 MARKER = ".student-copy"
 COPIED = ["requirements.txt", "environment.yml", "notebooks/start.ipynb"]
@@ -40,8 +40,7 @@ class LeakError(RuntimeError):
     pass
 
 
-def export_student_copy(dest: Path, repo: str = "OWNER/REPO", branch: str = "main",
-                        course_root: Path = COURSE_ROOT) -> list[Path]:
+def export_student_copy(dest: Path, course_root: Path, repo: str = "OWNER/REPO", branch: str = "main") -> list[Path]:
     """Write the student copy into `dest` (empty, missing, or a previous export; its .git/ is kept).
 
     Returns the files written (relative to dest). Raises LeakError if anything secret reached the copy.
@@ -143,7 +142,7 @@ def student_nbgrader_config(course_root: Path) -> str:
                                  kernel_arguments=list(config.Execute.get("extra_arguments", [])))
 
 
-def secret_lines(course_root: Path = COURSE_ROOT) -> set[str]:
+def secret_lines(course_root: Path) -> set[str]:
     """Lines of source/'s solution and hidden-test blocks that appear nowhere else in source/ (stripped)."""
     secret, public = set(), set()
     for notebook in sorted((Path(course_root) / "source").glob("*/*.ipynb")):
@@ -154,7 +153,7 @@ def secret_lines(course_root: Path = COURSE_ROOT) -> set[str]:
     return {line for line in secret - public if re.search(r"\w", line)}  # not lone brackets
 
 
-def find_leaks(folder: Path, course_root: Path = COURSE_ROOT) -> list[str]:
+def find_leaks(folder: Path, course_root: Path) -> list[str]:
     """Everything in `folder` that students must not see, one line each (empty when nothing leaked)."""
     folder, leaks = Path(folder), []
     secret = secret_lines(course_root)

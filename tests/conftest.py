@@ -3,11 +3,12 @@ import copy
 
 import pytest
 
-from coursekit import COURSE_ROOT, assignments
-from coursekit import submissions as subs
-from coursekit.grading import grade_assignment, make_course_folder
+from coursekit import assignments
+from coursekit import testing as subs
+from coursekit.grading import Grading, grade_assignment
+from coursekit.testing import COURSE_ROOT, make_course_folder
 
-ASSIGNMENTS = assignments()
+ASSIGNMENTS = assignments(COURSE_ROOT)
 
 # A cell may run this long before it is interrupted: generous for correct work on a loaded CI machine.
 # (Submissions that loop, hang or kill their kernel are graded once, in tests/test_bad_submissions.py.)
@@ -55,13 +56,9 @@ class GradedClass:
         self.assignment = assignment
         self.course = make_course_folder(tmp_path_factory.mktemp(assignment), [assignment])
         self.submitted = class_of_submissions(assignment)
-        for student, notebook in self.submitted.items():
-            if notebook is None:  # a student folder without the notebook in it
-                (self.course / "submitted" / student / assignment).mkdir(parents=True)
-            else:
-                subs.write_submission(self.course, student, assignment, notebook)
+        subs.write_class(self.course, assignment, self.submitted)
         self.results = {r.student: r for r in
-                        grade_assignment(self.course, assignment, jobs=2, cell_timeout=CELL_TIMEOUT)}
+                        grade_assignment(self.course, assignment, settings=Grading(jobs=2, cell_timeout=CELL_TIMEOUT))}
         self.exercises = subs.autograded_exercises(subs.blank_submission(assignment))
 
     def __getitem__(self, student):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import COURSE_ROOT
-from coursekit import submissions as subs
+from coursekit.testing import COURSE_ROOT
+from coursekit import testing as subs
 
 ARTIFACTS = COURSE_ROOT / "artifacts" / "browser"
 SECTION = "01-async-database"

@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from coursekit import COURSE_ROOT
-from coursekit import submissions as subs
+from coursekit.testing import COURSE_ROOT
+from coursekit import testing as subs
 from coursekit.nbgrader_cli import nbgrader
 from conftest import ASSIGNMENTS
 

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from coursekit import COURSE_ROOT, assignments
+from coursekit import assignments
+from coursekit.testing import COURSE_ROOT
 from coursekit.build import build
-from coursekit.submissions import read_notebook
+from coursekit.testing import read_notebook
 
-ASSIGNMENTS = assignments()
+ASSIGNMENTS = assignments(COURSE_ROOT)
 
 
 @pytest.fixture(scope="module")

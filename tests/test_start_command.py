@@ -7,7 +7,7 @@ import subprocess
 import time
 import urllib.request
 
-from coursekit import COURSE_ROOT
+from coursekit.testing import COURSE_ROOT
 
 
 def free_port() -> int:

@@ -1,35 +1,33 @@
-"""Make student submissions from the course's own notebooks: correct, blank, wrong or broken.
+"""Test fixtures and test data: course folders and student submissions made from the course's own notebooks
+(correct, blank, wrong or broken), for the tests and the grading benchmark, so both grade realistic work: the
+student's notebook is always the release notebook, with answer cells filled in.
 
-Used by the grading tests and the grading benchmark, so both grade realistic work: the student's notebook
-is always the release notebook, with answer cells filled in.
+Not used by the grading itself. It works in a checkout of the course repository (an editable install), the only
+place where tests/ and its wrong answers exist: COURSE_ROOT is that checkout.
 """
 import copy
 import json
 import runpy
+import shutil
 from pathlib import Path
 
-from . import COURSE_ROOT
+import nbformat
+from nbformat import NotebookNode
 
+from .cells import autograded_exercises, is_answer, is_test  # noqa: F401 (the tests' vocabulary, one home)
+from .nbgrader_cli import nbgrader
+
+COURSE_ROOT = Path(__file__).resolve().parent.parent
 WRONG_ANSWERS_FOLDER = COURSE_ROOT / "tests" / "wrong_answers"
 
 
-def read_notebook(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_notebook(path: Path) -> NotebookNode:
+    """A notebook as its file holds it (not upgraded or normalised: writing it back gives the same JSON)."""
+    return nbformat.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def nbgrader_meta(cell: dict) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_answer(cell: dict) -> bool:
-    """An autograded or manually graded answer cell (where students write)."""
-    return bool(nbgrader_meta(cell).get("solution"))
-
-
-def is_test(cell: dict) -> bool:
-    """A graded test cell (autograder tests)."""
-    meta = nbgrader_meta(cell)
-    return bool(meta.get("grade")) and not meta.get("solution") and cell["cell_type"] == "code"
 
 
 def blank_submission(assignment: str, course_root: Path = COURSE_ROOT) -> dict:
@@ -69,13 +67,6 @@ def wrong_answers(assignment: str, folder: Path = WRONG_ANSWERS_FOLDER) -> dict[
     return runpy.run_path(str(path))["WRONG_ANSWERS"]
 
 
-def autograded_exercises(notebook: dict) -> dict[str, list[str]]:
-    """Answer grade_id -> the test cells that grade it (the test cells named test_<grade_id>...)."""
-    answers = [nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if is_answer(c) and c["cell_type"] == "code"]
-    tests = [nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if is_test(c)]
-    return {a: [t for t in tests if t == f"test_{a}" or t.startswith(f"test_{a}_")] for a in answers}
-
-
 def with_test_cells_replaced(notebook: dict, source: str = "pass") -> dict:
     """A copy whose test cells were all overwritten (a student 'fixing' failing tests)."""
     result = copy.deepcopy(notebook)
@@ -103,3 +94,27 @@ def write_submission(course_root: Path, student: str, assignment: str, notebook:
 
 def _text(source) -> str:
     return "".join(source) if isinstance(source, list) else source
+
+
+def make_course_folder(target: Path, assignments: list[str], course_root: Path = COURSE_ROOT) -> Path:
+    """A fresh course folder in `target` (nbgrader_config.py + source/), with each assignment generated.
+
+    This is what an instructor's course folder looks like before students submit: nbgrader's gradebook
+    knows the assignments and their graded cells.
+    """
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(course_root / "nbgrader_config.py", target / "nbgrader_config.py")
+    for assignment in assignments:
+        shutil.copytree(course_root / "source" / assignment, target / "source" / assignment, dirs_exist_ok=True)
+        nbgrader(target, "generate_assignment", assignment, "--force")
+    return target
+
+
+def write_class(course_root: Path, assignment: str, submitted: dict[str, dict | str | None]) -> None:
+    """Write a class of submissions: student -> notebook, raw text (a malformed file) or None (an empty folder)."""
+    for student, notebook in submitted.items():
+        if notebook is None:  # a student folder without the notebook in it
+            (Path(course_root) / "submitted" / student / assignment).mkdir(parents=True)
+        else:
+            write_submission(course_root, student, assignment, notebook)
