@@ -76,3 +76,13 @@ def graded_class(tmp_path_factory):
         return cache[assignment]
 
     return get
+
+
+# Fixtures whose tests start kernels: their tests are `slow` (the quick inner loop is `pytest -m "not slow"`).
+SLOW_FIXTURES = {"graded_class", "rebuilt"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

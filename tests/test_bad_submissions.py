@@ -17,6 +17,8 @@ from coursekit.grading import Grading, grade_assignment
 from coursekit.outcomes import ChangeKind, ProblemKind
 from coursekit.testing import make_course_folder
 
+pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not slow"`
+
 ASSIGNMENT = "01-async-database"
 CELL_TIMEOUT = 10  # the looping cell costs this; the slowest correct cell of Section 1 takes under 3 s
 

@@ -19,6 +19,8 @@ import pytest
 from coursekit.testing import COURSE_ROOT
 from coursekit import testing as subs
 
+pytestmark = pytest.mark.slow  # starts JupyterLab: skipped by `-m "not slow"`
+
 ARTIFACTS = COURSE_ROOT / "artifacts" / "browser"
 SECTION = "01-async-database"
 TOKEN = "course-browser-test"

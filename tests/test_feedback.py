@@ -13,6 +13,8 @@ from coursekit import testing as subs
 from coursekit.nbgrader_cli import nbgrader
 from conftest import ASSIGNMENTS
 
+pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not slow"`
+
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

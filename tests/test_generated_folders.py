@@ -88,6 +88,7 @@ def validate(notebook_path) -> str:
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
 def test_nbgrader_validate_passes_the_solution_and_fails_the_blank_release(tmp_path, assignment):
     name = f"{assignment}.ipynb"
     shutil.copy(COURSE_ROOT / "solutions" / assignment / name, tmp_path / "solution.ipynb")

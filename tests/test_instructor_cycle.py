@@ -28,6 +28,8 @@ from coursekit.testing import make_course_folder
 from coursekit.nbgrader_cli import ENV_WITH_VENV, nbgrader
 from test_feedback import hidden_test_lines, html_text
 
+pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not slow"`
+
 ASSIGNMENT = "01-async-database"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 COURSE_ID = PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_ROOT)).load_config().CourseDirectory.course_id
