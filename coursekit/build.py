@@ -3,7 +3,6 @@
 release/ and solutions/ are generated: never edit them by hand, run `python -m coursekit build`.
 """
 import json
-import shutil
 import tempfile
 from pathlib import Path
 

@@ -25,10 +25,6 @@ def is_test(cell) -> bool:
     return bool(utils.is_grade(cell)) and not utils.is_solution(cell) and cell.cell_type == "code"
 
 
-def is_locked(cell) -> bool:
-    return bool(utils.is_locked(cell))
-
-
 def autograded_exercises(notebook) -> dict[str, list[str]]:
     """Answer grade_id -> the test cells that grade it (the test cells named test_<grade_id>...)."""
     answers = [grade_id(c) for c in notebook.cells if is_answer(c) and c.cell_type == "code"]

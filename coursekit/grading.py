@@ -121,11 +121,6 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
     return [results[s] for s in students]
 
 
-def grade_one(course_root: Path, assignment: str, student: str, settings: Grading | None = None) -> SubmissionResult:
-    """Autograde one student's submission."""
-    return grade_assignment(course_root, assignment, [student], settings)[0]
-
-
 def _grade_with(worker: WorkerProcess, course_root: Path, assignment: str, student: str,
                 deadline: float) -> SubmissionResult:
     started = time.perf_counter()

@@ -2,8 +2,6 @@
 import io
 import re
 
-import pytest
-
 from coursekit.grade_worker import with_busy_timeout
 from coursekit.outcomes import CellChange, ChangeKind, Problem, ProblemKind, SubmissionResult, Timing
 from coursekit.report import Progress, exercise_stats, format_summary, plot_scores
