@@ -133,13 +133,14 @@ def _title(notebook: Path) -> str | None:
 
 def student_nbgrader_config(course_root: Path) -> str:
     """The students' nbgrader_config.py: the grader's cell timeout, skip tag, kernel arguments and course id."""
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import Execute
     from traitlets.config.loader import PyFileConfigLoader
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
-    return STUDENT_CONFIG.format(timeout=int(config.Execute.get("timeout", 30)),
-                                 course_id=config.CourseDirectory.get("course_id", ""),
-                                 skip_tag=config.Execute.get("skip_cells_with_tag", "skip-execution"),
-                                 kernel_arguments=list(config.Execute.get("extra_arguments", [])))
+    execute = Execute(config=config)  # the values as nbgrader resolves them, its own defaults included
+    return STUDENT_CONFIG.format(timeout=int(execute.timeout), course_id=CourseDirectory(config=config).course_id,
+                                 skip_tag=execute.skip_cells_with_tag, kernel_arguments=list(execute.extra_arguments))
 
 
 def secret_lines(course_root: Path) -> set[str]:

@@ -6,6 +6,7 @@ Not used by the grading itself. It works in a checkout of the course repository 
 place where tests/ and its wrong answers exist: COURSE_ROOT is that checkout.
 """
 import copy
+import hashlib
 import json
 import runpy
 import shutil
@@ -14,7 +15,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from .cells import autograded_exercises, is_answer, is_test  # noqa: F401 (the tests' vocabulary, one home)
+from . import cells
+from .cells import autograded_exercises, is_answer, is_test  # noqa: F401 (the tests' vocabulary)
 from .nbgrader_cli import nbgrader
 
 COURSE_ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +45,14 @@ def solution_answers(assignment: str, course_root: Path = COURSE_ROOT) -> dict[s
 
 def with_answers(notebook: dict, answers: dict[str, str]) -> dict:
     """A copy of `notebook` whose answer cells named in `answers` hold the given sources."""
-    unknown = set(answers) - {nbgrader_meta(c).get("grade_id") for c in notebook["cells"] if is_answer(c)}
+    unknown = set(answers) - {cells.grade_id(c) for c in notebook["cells"] if is_answer(c)}
     if unknown:
         raise KeyError(f"no answer cell named {sorted(unknown)}")
     result = copy.deepcopy(notebook)
     for cell in result["cells"]:
-        grade_id = nbgrader_meta(cell).get("grade_id")
-        if is_answer(cell) and grade_id in answers:
-            cell["source"] = answers[grade_id]
+        name = cells.grade_id(cell)
+        if is_answer(cell) and name in answers:
+            cell["source"] = answers[name]
     return result
 
 
@@ -81,6 +83,45 @@ def with_test_cells_deleted(notebook: dict) -> dict:
     result = copy.deepcopy(notebook)
     result["cells"] = [c for c in result["cells"] if not is_test(c)]
     return result
+
+
+def with_test_cells_tagged(notebook: dict, tags: list[str]) -> dict:
+    """A student who tagged every test cell (JupyterLab's property inspector) so that grading would skip it."""
+    result = copy.deepcopy(notebook)
+    for cell in result["cells"]:
+        if is_test(cell):
+            cell["metadata"]["tags"] = cell["metadata"].get("tags", []) + tags
+    return result
+
+
+def with_cell_copied(notebook: dict, grade_id: str) -> dict:
+    """A student who copied a cell (Ctrl+C, Ctrl+V) right below itself."""
+    result = copy.deepcopy(notebook)
+    index = next(i for i, c in enumerate(result["cells"]) if cells.grade_id(c) == grade_id)
+    duplicate = copy.deepcopy(result["cells"][index])
+    duplicate["id"] = duplicate["id"] + "-copy"
+    result["cells"].insert(index + 1, duplicate)
+    return result
+
+
+def with_cell_made_markdown(notebook: dict, grade_id: str) -> dict:
+    """A student who turned a code cell into a markdown cell (Esc, M)."""
+    result = copy.deepcopy(notebook)
+    cell = next(c for c in result["cells"] if cells.grade_id(c) == grade_id)
+    cell["cell_type"] = "markdown"
+    cell.pop("outputs", None)
+    cell.pop("execution_count", None)
+    return result
+
+
+def with_cell_deleted(notebook: dict, grade_id: str) -> dict:
+    result = copy.deepcopy(notebook)
+    result["cells"] = [c for c in result["cells"] if cells.grade_id(c) != grade_id]
+    return result
+
+
+def first_test_cell(notebook: dict) -> str:
+    return next(nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if is_test(c))
 
 
 def write_submission(course_root: Path, student: str, assignment: str, notebook: dict | str) -> Path:
@@ -118,3 +159,8 @@ def write_class(course_root: Path, assignment: str, submitted: dict[str, dict | 
             (Path(course_root) / "submitted" / student / assignment).mkdir(parents=True)
         else:
             write_submission(course_root, student, assignment, notebook)
+
+
+def tree_digest(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -1,6 +1,4 @@
 """Shared fixtures. The expensive part, autograding a class of submissions, runs once per assignment."""
-import copy
-
 import pytest
 
 from coursekit import assignments
@@ -18,15 +16,6 @@ CELL_TIMEOUT = 20
 SKIP_TAGS = ["skip-execution", "skip-when-grading"]
 
 
-def with_test_cells_tagged(notebook: dict, tags: list[str]) -> dict:
-    """A student who tagged every test cell (JupyterLab's property inspector) so that grading would skip it."""
-    result = copy.deepcopy(notebook)
-    for cell in result["cells"]:
-        if subs.is_test(cell):
-            cell["metadata"]["tags"] = cell["metadata"].get("tags", []) + tags
-    return result
-
-
 def class_of_submissions(assignment: str) -> dict[str, dict | str | None]:
     """Every kind of submission the tests look at: student name -> notebook (or raw text; None = missing)."""
     correct = subs.correct_submission(assignment)
@@ -39,7 +28,7 @@ def class_of_submissions(assignment: str) -> dict[str, dict | str | None]:
         "blank-tests-deleted": subs.with_test_cells_deleted(blank),
         "correct-tests-edited-to-pass": subs.with_test_cells_replaced(correct, "pass"),
         "correct-tests-deleted": subs.with_test_cells_deleted(correct),
-        "blank-tests-tagged-to-skip": with_test_cells_tagged(blank, SKIP_TAGS),
+        "blank-tests-tagged-to-skip": subs.with_test_cells_tagged(blank, SKIP_TAGS),
         "malformed-json": '{"cells": [ {"cell_type": "code", ',
         "missing-notebook": None,
     }

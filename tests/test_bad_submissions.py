@@ -5,8 +5,6 @@ One class of Section 1 holds the cases of issue 6, graded once by two workers. C
 structure without breaking it share a student two by two (each case is still checked on its own), to keep the
 suite short: every full notebook graded costs about 10 s.
 """
-import copy
-import hashlib
 import json
 
 import pytest
@@ -21,36 +19,6 @@ pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not sl
 
 ASSIGNMENT = "01-async-database"
 CELL_TIMEOUT = 10  # the looping cell costs this; the slowest correct cell of Section 1 takes under 3 s
-
-
-def with_cell_copied(notebook: dict, grade_id: str) -> dict:
-    """A student who copied a cell (Ctrl+C, Ctrl+V) right below itself."""
-    result = copy.deepcopy(notebook)
-    index = next(i for i, c in enumerate(result["cells"]) if subs.nbgrader_meta(c).get("grade_id") == grade_id)
-    duplicate = copy.deepcopy(result["cells"][index])
-    duplicate["id"] = duplicate["id"] + "-copy"
-    result["cells"].insert(index + 1, duplicate)
-    return result
-
-
-def with_cell_made_markdown(notebook: dict, grade_id: str) -> dict:
-    """A student who turned a code cell into a markdown cell (Esc, M)."""
-    result = copy.deepcopy(notebook)
-    cell = next(c for c in result["cells"] if subs.nbgrader_meta(c).get("grade_id") == grade_id)
-    cell["cell_type"] = "markdown"
-    cell.pop("outputs", None)
-    cell.pop("execution_count", None)
-    return result
-
-
-def with_cell_deleted(notebook: dict, grade_id: str) -> dict:
-    result = copy.deepcopy(notebook)
-    result["cells"] = [c for c in result["cells"] if subs.nbgrader_meta(c).get("grade_id") != grade_id]
-    return result
-
-
-def first_test_cell(notebook: dict) -> str:
-    return next(subs.nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if subs.is_test(c))
 
 
 def class_with_every_bad_case() -> dict[str, dict | str | None]:
@@ -71,17 +39,12 @@ def class_with_every_bad_case() -> dict[str, dict | str | None]:
         "kills-its-kernel": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"}),
         "kills-the-grader": subs.with_answers(correct, {answer: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}),
         # deletes the first test cell, edits all the others to `pass`
-        "tampers-with-tests": subs.with_test_cells_replaced(with_cell_deleted(correct, first_test_cell(correct))),
+        "tampers-with-tests": subs.with_test_cells_replaced(subs.with_cell_deleted(correct, subs.first_test_cell(correct))),
         # copies its first answer cell, turns the first test cell into markdown
-        "restructures-cells": with_cell_made_markdown(with_cell_copied(correct, answer), first_test_cell(correct)),
+        "restructures-cells": subs.with_cell_made_markdown(subs.with_cell_copied(correct, answer), subs.first_test_cell(correct)),
         "invalid-json": '{"cells": [{"cell_type": "code", "source": "print(1)"',
         "empty-folder": None,
     }
-
-
-def tree_digest(folder) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +52,7 @@ def graded(tmp_path_factory):
     course = make_course_folder(tmp_path_factory.mktemp("bad-submissions"), [ASSIGNMENT])
     submitted = class_with_every_bad_case()
     subs.write_class(course, ASSIGNMENT, submitted)
-    before = tree_digest(course / "submitted")
+    before = subs.tree_digest(course / "submitted")
     # "never-submitted" has no folder at all: a student on the roster who handed in nothing.
     students = [*submitted, "never-submitted"]
     results = {r.student: r for r in grade_assignment(course, ASSIGNMENT, students=students,
@@ -159,7 +122,7 @@ def test_a_kernel_that_hoards_memory_hits_its_limit_and_the_rest_is_graded(grade
 
 def test_nothing_submitted_is_modified_or_lost(graded):
     course, submitted, before, _ = graded
-    assert tree_digest(course / "submitted") == before
+    assert subs.tree_digest(course / "submitted") == before
     for student, notebook in submitted.items():
         if notebook is not None and not isinstance(notebook, str):
             on_disk = (course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
