@@ -8,6 +8,13 @@ imports per student. The protocol (over file descriptor FD) is in coursekit.work
 Each answer is typed: the scores as the gradebook holds them, the problem classified from what this process holds
 (the exception nbgrader stopped on, the graded notebooks in memory, the preprocessors' records), and the changes
 grading put right as the course's preprocessors reported them.
+
+nbgrader workarounds here, and what would make each removable:
+- `CourseAutograde` keeps the exception and the graded notebooks that nbgrader 0.9.6's converter catches and logs
+  but does not return (`convert_notebooks` turns every failure into a log line and one NbGraderException).
+  Removable if a nbgrader release returns per-notebook outcomes.
+- `with_busy_timeout`: nbgrader 0.9.6's Gradebook opens SQLite with pysqlite's 5 s lock timeout and no setting for
+  it. Removable if a release lets the gradebook take connection arguments.
 """
 import contextlib
 import io

@@ -7,6 +7,9 @@ course's gradebook. A SQLite gradebook is opened with a long busy timeout, so pa
 instead of failing with "database is locked"; `Grading.db_url` points the graders at another gradebook
 (PostgreSQL on a JupyterHub).
 
+Why a pool at all: `nbgrader autograde` grades students one after another (nbgrader issue 174, still so in 0.9.6);
+this module is removable if nbgrader grades in parallel itself.
+
 Nothing a student submits can stop the run: a notebook that is missing, not valid JSON, loops, hangs, prints
 without end or kills its kernel is reported with the reason (a typed `Problem`), and a worker that dies or runs
 past its deadline is killed (with its kernels) and replaced. submitted/ is only read.
