@@ -109,6 +109,18 @@ def choose(*candidates: Problem | list[Problem] | None) -> Problem | None:
     return None
 
 
+def classify(reported: list[Problem], failure: BaseException | None, graded_notebooks) -> Problem | None:
+    """The one problem of a graded submission, in order of precedence: tampering with grading (reported by the
+    course's integrity checks), then the exception nbgrader stopped on, then what the preprocessors reported (output
+    cut), then cells that were interrupted or ran out of memory."""
+    return choose(
+        [p for p in reported if p.kind is ProblemKind.TAMPERED],
+        from_exception(failure) if failure is not None else None,
+        [p for p in reported if p.kind is not ProblemKind.TAMPERED],
+        from_graded_cells(graded_notebooks),
+    )
+
+
 def describe_changes(changes: list[CellChange]) -> list[str]:
     """What the student did to the notebook's structure, in the words a teacher reads in the summary."""
     lines = []

@@ -32,7 +32,7 @@ from nbgrader.converters import Autograde
 from tornado.log import LogFormatter
 
 from . import diagnosis, outcomes
-from .outcomes import CellChange, Problem, ProblemKind, Timing
+from .outcomes import CellChange, Problem, Timing
 from .worker import GradeJob, WorkerAnswer, WorkerSetup, serve
 
 
@@ -72,13 +72,7 @@ def grade(app, job: GradeJob) -> WorkerAnswer:
     except Exception as error:  # nbgrader itself failed outside a notebook (or the gradebook did)
         failure, graded = error, []
         answer.log += traceback.format_exc()
-    problems = outcomes.drain(Problem)
-    answer.problem = diagnosis.choose(
-        [p for p in problems if p.kind is ProblemKind.TAMPERED],
-        diagnosis.from_exception(failure) if failure is not None else None,
-        [p for p in problems if p.kind is not ProblemKind.TAMPERED],
-        diagnosis.from_graded_cells(graded),
-    )
+    answer.problem = diagnosis.classify(outcomes.drain(Problem), failure, graded)
     answer.changes = outcomes.drain(CellChange)
     answer.timings = outcomes.drain(Timing)
     answer.seconds = time.perf_counter() - started
