@@ -10,7 +10,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # The browser test drives the distribution's Chromium (never a browser downloaded by Playwright).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: start test build grade setup setup-dev browser sandbox
+.PHONY: start test test-fast build grade setup setup-dev browser sandbox
 
 # JUPYTER_CONFIG_PATH adds jupyter-student/: the student's JupyterLab, without nbgrader's instructor tools
 # (formgrader, Create Assignment, course list); Validate and the assignment list stay. Binder's `start` does the same.
@@ -21,6 +21,9 @@ start: setup  ## Start JupyterLab on the course's start page
 
 test: setup-dev browser sandbox  ## Run the whole test suite (grading, generated folders, solutions with nbval, browser)
 	$(BIN)/python -m pytest tests --nbval solutions --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+test-fast: setup-dev  ## The unit layer only: no kernel, nbgrader run or browser (the tests marked slow are skipped)
+	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 build: setup-dev  ## Rebuild release/ and solutions/ from source/ (never edit those two by hand)
 	$(BIN)/python -m coursekit build

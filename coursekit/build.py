@@ -3,18 +3,17 @@
 release/ and solutions/ are generated: never edit them by hand, run `python -m coursekit build`.
 """
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
-from . import COURSE_ROOT, assignments
+from . import assignments
 from .nbgrader_cli import nbgrader
 
 # nbclient's own skip tag, which no course cell carries: every cell runs.
 RUN_EVERY_CELL = "--Execute.skip_cells_with_tag=skip-execution"
 
 
-def build(course_root: Path = COURSE_ROOT, only: list[str] | None = None) -> list[str]:
+def build(course_root: Path, only: list[str] | None = None) -> list[str]:
     """Generate release/<a>/ and solutions/<a>/ for each assignment (all, or those in `only`).
 
     A throwaway gradebook is used, so the result depends on source/ alone, not on a local gradebook.db.

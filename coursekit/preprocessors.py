@@ -33,9 +33,7 @@ from traitlets import Bool, Integer, Unicode
 from . import sandbox
 from .integrity import IntegrityChecks
 
-# The grader recognises these in nbgrader's log (see coursekit.grading).
-OUTPUT_CUT_LOG = "coursekit: output limit"
-TIMING_LOG = "coursekit: timing"
+from .outcomes import CellChange, ChangeKind, Problem, ProblemKind, Timing, report
 
 OUTPUT_CUT_NOTE = ("[grader] This cell printed more than {limit} of output: the rest was dropped and the cell "
                    "was stopped.\n")
@@ -97,8 +95,8 @@ class GuardedExecute(IntegrityChecks, Execute):
         finally:
             self.report_integrity((resources or {}).get("nbgrader", {}).get("notebook", "the notebook"))
             total = time.perf_counter() - started
-            self.log.info("%s: kernel start/stop %.3f s, cells %.3f s", TIMING_LOG, self._kernel_seconds,
-                          total - self._kernel_seconds)
+            notebook = (resources or {}).get("nbgrader", {}).get("notebook", "")
+            report(Timing(notebook, self._kernel_seconds, total - self._kernel_seconds), self.log)
 
     # Kernel start and stop: timed (the sync wrappers are what ExecutePreprocessor.preprocess calls).
     def start_new_kernel(self, **kwargs):
@@ -148,8 +146,8 @@ class GuardedExecute(IntegrityChecks, Execute):
             return super().output(outs, msg, display_id, cell_index)
         self._cut_cells.add(cell_index)
         limit = _human_size(self.max_output_bytes)
-        self.log.warning("%s: cell %s printed more than %s; output dropped and the cell interrupted",
-                         OUTPUT_CUT_LOG, _cell_name(self.nb.cells[cell_index], cell_index), limit)
+        report(Problem(ProblemKind.TOO_MUCH_OUTPUT, f"printed more than {limit}; the output was cut and the cell stopped",
+                       cells=(_cell_name(self.nb.cells[cell_index], cell_index),)), self.log)
         # First output of the cell, so that nbgrader's LimitOutput (which keeps the first lines) keeps the note.
         outs.insert(0, NotebookNode(output_type="stream", name="stdout", text=OUTPUT_CUT_NOTE.format(limit=limit)))
         interrupt = asyncio.ensure_future(self._interrupt())
@@ -186,9 +184,13 @@ class DeduplicateCells(DeduplicateIds):
     """nbgrader's DeduplicateIds (the last copy of a cell keeps its grade id), leaving the others plain cells."""
 
     def preprocess_cell(self, cell, resources, index):
+        grade_id = _grade_id(cell)
         cell, resources = super().preprocess_cell(cell, resources, index)
         if "nbgrader" in cell.get("metadata", {}) and not cell.metadata.nbgrader:
             del cell.metadata["nbgrader"]
+            if grade_id:  # a copy that DeduplicateIds stripped (not a cell that came with empty metadata)
+                report(CellChange(ChangeKind.COPIED, grade_id, resources.get("nbgrader", {}).get("notebook", "")),
+                       self.log)
         return cell, resources
 
 

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from coursekit import COURSE_ROOT, assignments
+from coursekit import assignments
+from coursekit.testing import COURSE_ROOT
 from coursekit.build import build
-from coursekit.submissions import read_notebook
+from coursekit.testing import read_notebook
 
-ASSIGNMENTS = assignments()
+ASSIGNMENTS = assignments(COURSE_ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,7 @@ def validate(notebook_path) -> str:
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
 def test_nbgrader_validate_passes_the_solution_and_fails_the_blank_release(tmp_path, assignment):
     name = f"{assignment}.ipynb"
     shutil.copy(COURSE_ROOT / "solutions" / assignment / name, tmp_path / "solution.ipynb")
