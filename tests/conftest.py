@@ -68,7 +68,7 @@ def graded_class(tmp_path_factory):
 
 
 # Fixtures whose tests start kernels: their tests are `slow` (the quick inner loop is `pytest -m "not slow"`).
-SLOW_FIXTURES = {"graded_class", "rebuilt"}
+SLOW_FIXTURES = {"graded_class", "rebuilt", "hostile_class"}
 
 
 def pytest_collection_modifyitems(items):

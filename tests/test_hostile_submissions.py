@@ -264,6 +264,7 @@ def test_no_process_outlives_grading(hostile_class):
     assert not leftovers, [p.info["cmdline"] for p in leftovers]
 
 
+@pytest.mark.slow
 def test_plain_nbgrader_autograde_uses_the_same_sandbox_and_checks(tmp_path):
     """`nbgrader autograde` with the course's config: a forging, harmful student earns 0 next to an honest one."""
     course = make_course_folder(tmp_path / "course", [ASSIGNMENT])
