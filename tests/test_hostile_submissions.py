@@ -28,6 +28,7 @@ from coursekit.grading import Grading, grade_assignment
 from coursekit.nbgrader_cli import nbgrader
 from coursekit.outcomes import ProblemKind
 from coursekit.testing import make_course_folder
+from test_feedback import hidden_test_lines, html_text
 
 ASSIGNMENT = "01-async-database"
 CELL_TIMEOUT = 20
@@ -281,6 +282,12 @@ def test_plain_nbgrader_autograde_uses_the_same_sandbox_and_checks(tmp_path):
         hostile = gradebook.find_submission(ASSIGNMENT, "hostile")
         assert honest.score == honest.max_score > 0
         assert hostile.score == 0
+
+    # The feedback tells the tampering student why, and shows no hidden test.
+    nbgrader(course, "generate_feedback", ASSIGNMENT, "--student=hostile", "--force")
+    feedback = html_text((course / "feedback" / "hostile" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text())
+    assert "could not trust this test cell" in feedback and "GradingIntegrityError" in feedback
+    assert not [line for line in hidden_test_lines(ASSIGNMENT) if line in feedback]
 
 
 def test_without_a_sandbox_grading_refuses_and_says_how_to_opt_out(tmp_path, monkeypatch):
