@@ -269,7 +269,7 @@ def test_no_process_outlives_grading(hostile_class):
 def test_plain_nbgrader_autograde_uses_the_same_sandbox_and_checks(tmp_path):
     """`nbgrader autograde` with the course's config: a forging, harmful student earns 0 next to an honest one."""
     course = make_course_folder(tmp_path / "course", [ASSIGNMENT])
-    attack = textwrap.dedent(harm_attack(9, tmp_path / "nothing")) + textwrap.dedent(SCORE_ATTACKS["custom-exception-handler"])
+    attack = textwrap.dedent(harm_attack(9, tmp_path / "nothing")) + textwrap.dedent(SCORE_ATTACKS["event-callback"])
     subs.write_submission(course, "honest", ASSIGNMENT, subs.correct_submission(ASSIGNMENT))
     subs.write_submission(course, "hostile", ASSIGNMENT, submission_with_attack(attack))
     schema = gradebook_schema(course)
