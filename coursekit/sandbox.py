@@ -12,8 +12,10 @@ Debian's `bubblewrap` package) and sees:
   thrown away at the end); a private /tmp; and the folder that holds its connection file and sockets. The
   gradebook, source/, the other students' files, the grader's home and the rest of the host are not there;
 - its own process namespace: when the kernel ends, every process it started ends with it;
-- as root (CI, a grading server): the unprivileged uid/gid `sandbox_uid`/`sandbox_gid` (nobody), with no
-  capabilities and no way to gain any. As an ordinary user, bubblewrap cannot switch to another user: the kernel
+- as root (CI, a grading server): an unprivileged uid of its own, `first_uid` + n for the n-th kernel running at
+  the same moment (a lock file per n), with no capabilities and no way to gain any. Its own uid means its own
+  process quota (`max_processes`): a fork bomb cannot stop a classmate's kernel, graded at the same time, from
+  starting threads. As an ordinary user, bubblewrap cannot switch to another user: the kernel
   runs as your user in a user namespace, still without your files or the network;
 - the limits: `memory_limit` bytes of address space, `max_processes` processes for the sandbox user,
   `max_file_size` per file, `tmp_size` bytes of /tmp.
@@ -32,11 +34,17 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
+try:
+    import fcntl  # Unix; elsewhere no sandbox runs anyway
+except ImportError:
+    fcntl = None
 import psutil
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Integer, List, Unicode
 
 PROVISIONER_NAME = "coursekit-sandbox"  # the entry point in pyproject.toml
+# Lock files of the uids in use (grading as root): one per kernel running at the moment, on this machine.
+SLOTS = Path(tempfile.gettempdir()) / "coursekit-sandbox-uids"
 
 # What a Python kernel needs of /etc: the loader's cache, users and groups (getpwuid), time zone, certificates.
 ETC_FILES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
@@ -113,8 +121,10 @@ def missing_parents(mount_points: list[str]) -> list[str]:
 
 
 def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, env: dict[str, str] | None = None,
-                    uid: int = 65534, gid: int = 65534, tmp_size: int = 512 * 1024**2) -> list[str]:
-    """`command` wrapped in bubblewrap. binds: (host path, sandbox path) pairs mounted read-write."""
+                    uid: int = 65534, gid: int = 65534, tmp_size: int = 512 * 1024**2,
+                    files: list[tuple[str, str]] = ()) -> list[str]:
+    """`command` wrapped in bubblewrap. binds: (host path, sandbox path) pairs mounted read-write; files: read-only,
+    mounted over what the sandbox would show there."""
     # Every namespace but the user namespace as root (setpriv below changes the uid for real); with it otherwise.
     namespaces = ["--unshare-user"] if os.geteuid() else []
     namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -136,6 +146,8 @@ def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, 
         args += ["--ro-bind", host, inside]
     for host, inside in binds:
         args += ["--bind", host, inside]
+    for host, inside in files:
+        args += ["--ro-bind", host, inside]
     for name, value in (env or {}).items():
         args += ["--setenv", name, value]
     args += ["--chdir", cwd]
@@ -161,8 +173,12 @@ def limited(command: list[str], memory: int, processes: int, file_size: int) -> 
 class SandboxProvisioner(LocalProvisioner):
     """LocalProvisioner, with the kernel started inside a bubblewrap sandbox (see the module's docstring)."""
 
-    sandbox_uid = Integer(65534, help="uid the kernel runs as, when grading as root (65534: nobody).").tag(config=True)
-    sandbox_gid = Integer(65534, help="gid the kernel runs as, when grading as root (65534: nogroup).").tag(config=True)
+    first_uid = Integer(
+        1_000_000_000,
+        help="When grading as root, kernels run as uid/gid first_uid + n, n < uid_slots: far above the ids of people, "
+             "system services and containers' sub-ids. A uid of its own per kernel running at the same moment.",
+    ).tag(config=True)
+    uid_slots = Integer(256, help="How many kernels may run at the same moment on this machine.").tag(config=True)
     memory_limit = Integer(4 * 1024**3, help="Bytes of address space the kernel may use (0: no limit).").tag(config=True)
     max_processes = Integer(
         1024, help="Processes and threads the sandbox user may have at once (0: no limit): stops a fork bomb.",
@@ -190,16 +206,24 @@ class SandboxProvisioner(LocalProvisioner):
         shutil.copytree(notebook_folder, private_copy, symlinks=True)
 
         kwargs = await super().pre_launch(**kwargs)  # writes the connection file, builds the kernel's command
+        uid = gid = 65534  # as an ordinary user: the id inside the user namespace (nobody)
+        binds_read_only = []
         if os.geteuid() == 0:
+            uid = gid = self.first_uid + self._claim_slot()
             for path in [connection, private_copy, *connection.iterdir(), *private_copy.rglob("*")]:
-                os.chown(path, self.sandbox_uid, self.sandbox_gid, follow_symlinks=False)
+                os.chown(path, uid, gid, follow_symlinks=False)
+            # Who the kernel is, for getpass/pwd: a user "student" with no home but /tmp.
+            (self._folder / "passwd").write_text(f"root:x:0:0::/root:/usr/sbin/nologin\n"
+                                                 f"student:x:{uid}:{gid}::/tmp:/usr/sbin/nologin\n")
+            (self._folder / "group").write_text(f"root:x:0:\nstudent:x:{gid}:\n")
+            binds_read_only = [(str(self._folder / "passwd"), "/etc/passwd"), (str(self._folder / "group"), "/etc/group")]
 
         environment = {name: os.environ[name] for name in self.passed_environment if name in os.environ}
         environment.update(HOME="/tmp", PATH=os.pathsep.join(
             [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]), MPLCONFIGDIR="/tmp")
         command = sandbox_command(
             kwargs["cmd"], binds=[(str(connection), str(connection)), (str(private_copy), notebook_folder)],
-            cwd=notebook_folder, env=environment, uid=self.sandbox_uid, gid=self.sandbox_gid, tmp_size=self.tmp_size)
+            cwd=notebook_folder, env=environment, uid=uid, gid=gid, tmp_size=self.tmp_size, files=binds_read_only)
         kwargs["cmd"] = limited(command, self.memory_limit, self.max_processes, self.max_file_size)
         kwargs["cwd"] = str(self._folder)  # bubblewrap's own working folder, on the host
         kwargs["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # for prlimit, setpriv: nothing else
@@ -224,8 +248,28 @@ class SandboxProvisioner(LocalProvisioner):
             return None
         return min(children, key=lambda p: p.create_time(), default=None)
 
+    _slot: int | None = None  # the file descriptor of the slot's lock, held while the kernel runs
+
+    def _claim_slot(self) -> int:
+        """The first n < uid_slots whose lock no other kernel on this machine holds; held until cleanup."""
+        SLOTS.mkdir(mode=0o700, exist_ok=True)
+        for n in range(self.uid_slots):
+            fd = os.open(SLOTS / f"{n}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._slot = fd
+            return n
+        raise RuntimeError(f"{self.uid_slots} sandboxed kernels already run on this machine "
+                           "(c.SandboxProvisioner.uid_slots)")
+
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart)
         if self._folder is not None and not restart:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+        if self._slot is not None and not restart:
+            os.close(self._slot)  # releases the lock: the uid is free for the next kernel
+            self._slot = None
