@@ -22,12 +22,12 @@ import re
 import shutil
 from pathlib import Path
 
-from . import assignments
+from . import assignments, cells
+from .cells import read
 
 MARKER = ".student-copy"
 COPIED = ["requirements.txt", "environment.yml", "notebooks/start.ipynb"]
 COPIED_IF_PRESENT = ["start", "jupyter-student"]  # the student setup of JupyterLab, for Binder and `make start`
-SECRET_BLOCK = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END (SOLUTION|HIDDEN TESTS)", re.S)
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 # nbgrader's own cell metadata, which the student notebooks need (locks, grade ids, checksums for Validate).
 NBGRADER_STUDENT_KEYS = {"grade", "grade_id", "locked", "points", "schema_version", "solution", "task", "checksum",
@@ -154,13 +154,9 @@ def _templates():
 
 def secret_lines(course_root: Path) -> set[str]:
     """Lines of source/'s solution and hidden-test blocks that appear nowhere else in source/ (stripped)."""
-    secret, public = set(), set()
-    for notebook in sorted((Path(course_root) / "source").glob("*/*.ipynb")):
-        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            public |= {line.strip() for line in SECRET_BLOCK.sub("", source).splitlines()}
-            secret |= {line.strip() for _, block, _ in SECRET_BLOCK.findall(source) for line in block.splitlines()}
-    return {line for line in secret - public if re.search(r"\w", line)}  # not lone brackets
+    sources = [cell.source for notebook in sorted((Path(course_root) / "source").glob("*/*.ipynb"))
+               for cell in read(notebook).cells]
+    return cells.secret_lines(sources)[0]
 
 
 def find_leaks(folder: Path, course_root: Path) -> list[str]:

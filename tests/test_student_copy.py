@@ -3,7 +3,6 @@ repository: the release notebooks, the start page, the environment, a student RE
 solution, no hidden test, no grading metadata beyond nbgrader's own student metadata and no gradebook reach it.
 """
 import json
-import re
 import shutil
 
 import pytest
@@ -11,12 +10,12 @@ import pytest
 from coursekit import assignments
 from coursekit.testing import COURSE_ROOT
 from coursekit.__main__ import main
+from coursekit.cells import read, secret_lines
 from coursekit.student_copy import LeakError, export_student_copy
 from traitlets.config import Config
 
 ASSIGNMENTS = assignments(COURSE_ROOT)
 REPO = "acme/fastapi-course"
-SECRET_BLOCK = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END (SOLUTION|HIDDEN TESTS)", re.S)
 # nbgrader's cell metadata schema (version 3): what the student notebooks need for locks, grades and Validate.
 NBGRADER_STUDENT_METADATA = {"grade", "grade_id", "locked", "points", "schema_version", "solution", "task",
                              "checksum", "cell_type"}
@@ -36,15 +35,8 @@ def files_in(folder) -> set[str]:
 def source_blocks():
     """(secret lines, public text) of source/: every line of a solution or hidden-test block that appears nowhere
     outside those blocks, and everything outside them."""
-    secret, public = set(), []
-    for notebook in sorted((COURSE_ROOT / "source").glob("*/*.ipynb")):
-        for cell in json.loads(notebook.read_text())["cells"]:
-            text = "".join(cell["source"])
-            public.append(SECRET_BLOCK.sub("", text))
-            secret |= {line.strip() for _, block, _ in SECRET_BLOCK.findall(text) for line in block.splitlines()}
-    public_text = "\n".join(public)
-    public_lines = {line.strip() for line in public_text.splitlines()}
-    return {line for line in secret - public_lines if re.search(r"\w", line)}, public_text
+    return secret_lines(cell.source for notebook in sorted((COURSE_ROOT / "source").glob("*/*.ipynb"))
+                        for cell in read(notebook).cells)
 
 
 def test_it_holds_what_students_receive_and_nothing_else(student_copy):
