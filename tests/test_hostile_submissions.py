@@ -93,6 +93,17 @@ SCORE_ATTACKS = {
         builtins.all = any
         get_ipython().set_custom_exc((AssertionError,), lambda *a, **k: None)
     """,
+    # installs a hiding handler from inside a test, through a library call the first test makes, then fails
+    "hides-errors-while-a-test-runs": """
+        import asyncio
+        real_wait_for = asyncio.wait_for
+        async def wait_for(awaitable, *args, **kwargs):
+            if getattr(awaitable, "__name__", "") == "send_concurrently":
+                get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)
+                raise AssertionError("this error is hidden")
+            return await real_wait_for(awaitable, *args, **kwargs)
+        asyncio.wait_for = wait_for
+    """,
     # a fake guard that answers every check with "all clear", and a handler that hides every error
     "disarms-the-grader": """
         import json, sys
@@ -269,7 +280,7 @@ def test_no_process_outlives_grading(hostile_class):
 def test_plain_nbgrader_autograde_uses_the_same_sandbox_and_checks(tmp_path):
     """`nbgrader autograde` with the course's config: a forging, harmful student earns 0 next to an honest one."""
     course = make_course_folder(tmp_path / "course", [ASSIGNMENT])
-    attack = textwrap.dedent(harm_attack(9, tmp_path / "nothing")) + textwrap.dedent(SCORE_ATTACKS["event-callback"])
+    attack = textwrap.dedent(harm_attack(9, tmp_path / "nothing")) + textwrap.dedent(SCORE_ATTACKS["hides-errors-while-a-test-runs"])
     subs.write_submission(course, "honest", ASSIGNMENT, subs.correct_submission(ASSIGNMENT))
     subs.write_submission(course, "hostile", ASSIGNMENT, submission_with_attack(attack))
     schema = gradebook_schema(course)
