@@ -32,6 +32,24 @@ def test_every_autograded_exercise_has_tests_three_right_answers_and_four_wrong_
             f"{exercise}: tests/wrong_answers/{assignment}.py needs at least four realistic wrong answers")
 
 
+def code_only(source: str) -> str:
+    """The statements of an answer, without comments, blank lines or indentation differences."""
+    import ast
+    return ast.dump(ast.parse(source))
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_right_and_wrong_answers_are_not_the_solution_again(assignment):
+    """Each right answer is written differently from the solution (and from the others); no wrong answer is in fact
+    the solution, and no two are the same code."""
+    solution = subs.solution_answers(assignment)
+    for kind, answers in [("right", subs.right_answers(assignment)), ("wrong", subs.wrong_answers(assignment))]:
+        for exercise, variants in answers.items():
+            codes = [code_only(source) for source in variants.values()]
+            assert code_only(solution[exercise]) not in codes, f"a {kind} answer to {exercise} is the solution's code again"
+            assert len(set(codes)) == len(codes), f"two {kind} answers to {exercise} are the same code"
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_solution_earns_full_marks(graded_class, assignment):
     result = graded_class(assignment)["correct"]

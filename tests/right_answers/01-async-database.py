@@ -75,7 +75,7 @@ async def get_db():
 ''',
     },
     "q2_choice": {
-        "single quotes": "q2_pattern = 'A'\nq2_reason = 2\n",
+        "typed in lower case, then upper-cased": 'q2_pattern = "a".upper()\nq2_reason = 2\n',
         "one tuple assignment": 'q2_pattern, q2_reason = "A", 2\n',
         "with comments, reason computed": '# A: yield + finally closes the session\nq2_pattern = "A"\nq2_reason = int("2")  # statement 2\n',
     },

@@ -174,7 +174,7 @@ def use_test_database(app: FastAPI) -> None:
     },
     "q6_choice": {
         "one line": "q6_key, q6_clear = 3, 4\n",
-        "with comments": "q6_key = 3    # the original callable, get_db itself\nq6_clear = 4  # in the fixture's teardown\n",
+        "looked up by meaning": 'keys = {"name": 1, "parameter": 2, "callable": 3, "path": 4}\nq6_key = keys["callable"]\nq6_clear = 4  # in the fixture\'s teardown\n',
         "reversed order": "q6_clear = 4\nq6_key = 3\n",
     },
 }

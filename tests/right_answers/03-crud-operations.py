@@ -181,8 +181,8 @@ async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
 ''',
     },
     "q8_choice": {
-        "single quotes": "q8_choice = 'B'\n",
-        "with the reason in a comment": '# Set q8_choice to "A", "B", "C" or "D".\n# audit trail -> soft delete; erasure -> hard delete\nq8_choice = "B"\n',
+        "through a named variable": '# audit trail -> soft delete; erasure -> hard delete\nplan = "B"\nq8_choice = plan\n',
+        "picked from the list of letters": 'q8_choice = ["A", "B", "C", "D"][1]\n',
         "from a dict of the plans": 'plans = {"soft/soft": "A", "soft/hard": "B", "hard/soft": "C", "hard/hard": "D"}\nq8_choice = plans["soft/hard"]\n',
     },
     "purge_user": {
