@@ -21,6 +21,7 @@ from .nbgrader_cli import nbgrader
 
 COURSE_ROOT = Path(__file__).resolve().parent.parent
 WRONG_ANSWERS_FOLDER = COURSE_ROOT / "tests" / "wrong_answers"
+RIGHT_ANSWERS_FOLDER = COURSE_ROOT / "tests" / "right_answers"
 
 
 def read_notebook(path: Path) -> NotebookNode:
@@ -67,6 +68,23 @@ def wrong_answers(assignment: str, folder: Path = WRONG_ANSWERS_FOLDER) -> dict[
     if not path.exists():
         return {}
     return runpy.run_path(str(path))["WRONG_ANSWERS"]
+
+
+def right_answers(assignment: str, folder: Path = RIGHT_ANSWERS_FOLDER) -> dict[str, dict[str, str]]:
+    """grade_id -> {how the answer is written: answer source}, from tests/right_answers/<assignment>.py."""
+    path = Path(folder) / f"{assignment}.py"
+    if not path.exists():
+        return {}
+    return runpy.run_path(str(path))["RIGHT_ANSWERS"]
+
+
+def right_answer_sets(assignment: str, folder: Path = RIGHT_ANSWERS_FOLDER) -> list[dict[str, str]]:
+    """The right answers packed into as few submissions as possible: set k holds the k-th right answer of every
+    exercise that has one. Exercises are graded independently, so one notebook checks one answer per exercise."""
+    answers = right_answers(assignment, folder)
+    sets = max((len(variants) for variants in answers.values()), default=0)
+    return [{exercise: list(variants.values())[k] for exercise, variants in answers.items() if k < len(variants)}
+            for k in range(sets)]
 
 
 def with_test_cells_replaced(notebook: dict, source: str = "pass") -> dict:

@@ -32,6 +32,8 @@ def class_of_submissions(assignment: str) -> dict[str, dict | str | None]:
         "malformed-json": '{"cells": [ {"cell_type": "code", ',
         "missing-notebook": None,
     }
+    for number, right in enumerate(subs.right_answer_sets(assignment), start=1):  # one per exercise in each
+        students[f"right-{number}"] = subs.with_answers(correct, {**answers, **right})
     for exercise, mistakes in subs.wrong_answers(assignment).items():
         for number, source in enumerate(mistakes.values(), start=1):
             students[f"wrong-{exercise}-{number}"] = subs.with_answers(correct, {**answers, exercise: source})

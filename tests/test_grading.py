@@ -13,14 +13,42 @@ WRONG = [(a, exercise, number, mistake)
          for number, mistake in enumerate(mistakes, start=1)]
 
 
+RIGHT = [(a, exercise, number, how)
+         for a in ASSIGNMENTS
+         for exercise, variants in subs.right_answers(a).items()
+         for number, how in enumerate(variants, start=1)]
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_every_autograded_exercise_has_tests_and_at_least_two_wrong_answers(assignment):
+def test_every_autograded_exercise_has_tests_three_right_answers_and_four_wrong_answers(assignment):
     exercises = subs.autograded_exercises(subs.blank_submission(assignment))
     assert exercises, "no autograded exercise found"
+    assert set(subs.right_answers(assignment)) <= set(exercises), "a right answer names no autograded exercise"
     for exercise, tests in exercises.items():
         assert tests, f"{exercise} has no test cell named test_{exercise}_<n>"
-        assert len(subs.wrong_answers(assignment).get(exercise, {})) >= 2, (
-            f"{exercise}: tests/wrong_answers/{assignment}.py needs at least two realistic wrong answers")
+        assert len(subs.right_answers(assignment).get(exercise, {})) >= 3, (
+            f"{exercise}: tests/right_answers/{assignment}.py needs at least three correct answers written "
+            "differently from the solution")
+        assert len(subs.wrong_answers(assignment).get(exercise, {})) >= 4, (
+            f"{exercise}: tests/wrong_answers/{assignment}.py needs at least four realistic wrong answers")
+
+
+def code_only(source: str) -> str:
+    """The statements of an answer, without comments, blank lines or indentation differences."""
+    import ast
+    return ast.dump(ast.parse(source))
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_right_and_wrong_answers_are_not_the_solution_again(assignment):
+    """Each right answer is written differently from the solution (and from the others); no wrong answer is in fact
+    the solution, and no two are the same code."""
+    solution = subs.solution_answers(assignment)
+    for kind, answers in [("right", subs.right_answers(assignment)), ("wrong", subs.wrong_answers(assignment))]:
+        for exercise, variants in answers.items():
+            codes = [code_only(source) for source in variants.values()]
+            assert code_only(solution[exercise]) not in codes, f"a {kind} answer to {exercise} is the solution's code again"
+            assert len(set(codes)) == len(codes), f"two {kind} answers to {exercise} are the same code"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -85,6 +113,16 @@ def test_a_broken_submission_is_reported_and_the_class_is_still_graded(graded_cl
     if original is not None:  # grading never modifies what was submitted
         submitted = graded.course / "submitted" / student / assignment / f"{assignment}.ipynb"
         assert submitted.read_text() == original
+
+
+@pytest.mark.parametrize("assignment,exercise,number,how", RIGHT, ids=[f"{a}-{e}-{n}" for a, e, n, _ in RIGHT])
+def test_a_right_answer_written_another_way_earns_that_exercises_full_marks(graded_class, assignment, exercise, number, how):
+    """Right answer k of every exercise shares the submission right-k; each exercise is graded on its own tests."""
+    graded = graded_class(assignment)
+    result = graded[f"right-{number}"]
+    assert result.problem is None, result.problem
+    own = {t: result.scores[t] for t in graded.exercises[exercise]}
+    assert own == {t: result.max_scores[t] for t in own}, f"{how!r} is correct but lost points: {own}"
 
 
 @pytest.mark.parametrize("assignment,exercise,number,mistake", WRONG,

@@ -69,3 +69,69 @@ async def list_emails(session: AsyncSession) -> list[str]:
 ''',
     },
 }
+
+
+# More wrong answers, each one that the tests before issue 12 let through (or another way of dodging the lesson).
+_MORE_WRONG_ANSWERS = {
+    "q1_nonblocking": {
+        "users hard-coded to the 3 seeded users (the count is never read)": '''
+remove_route("/report")
+
+
+@app.get("/report")
+async def report():
+    async with SessionLocal() as session:
+        row = (await session.execute(REPORT_QUERY)).one()
+    return {"users": 3, "loop_was_free": bool(row.loop_was_free)}
+''',
+        "loop_was_free hard-coded True (the database's answer is thrown away)": '''
+remove_route("/report")
+
+
+@app.get("/report")
+async def report():
+    async with SessionLocal() as session:
+        row = (await session.execute(REPORT_QUERY)).one()
+    return {"users": row.users, "loop_was_free": True}
+''',
+    },
+    "get_db": {
+        "closes on success and on HTTPException, leaks on any other error": '''
+async def get_db():
+    session = SessionLocal()
+    try:
+        yield session
+    except HTTPException:
+        await session.close()
+        raise
+    await session.close()
+''',
+        "swallows the endpoint's exception while closing": '''
+async def get_db():
+    async with SessionLocal() as session:
+        try:
+            yield session
+        except Exception:
+            pass
+''',
+    },
+    "q2_choice": {
+        "pattern B with the right reason's words": 'q2_pattern = "B"\nq2_reason = 2\n',
+        "A, because the engine is created again": 'q2_pattern = "A"\nq2_reason = 3\n',
+    },
+    "q3_missing_await": {
+        "ignores the session it is given (opens its own: misses what the caller's session holds)": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    async with SessionLocal() as own_session:
+        result = await own_session.execute(select(User.email).order_by(User.id))
+        return list(result.scalars().all())
+''',
+        "ordered by email instead of id": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    result = await session.execute(select(User.email).order_by(User.email))
+    return list(result.scalars().all())
+''',
+    },
+}
+for _exercise, _mistakes in _MORE_WRONG_ANSWERS.items():
+    WRONG_ANSWERS[_exercise].update(_mistakes)

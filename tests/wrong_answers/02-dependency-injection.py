@@ -342,3 +342,105 @@ q6_clear = 1
 ''',
     },
 }
+
+
+# More wrong answers, each one that the tests before issue 12 let through (or another way of dodging the lesson).
+_Q4_HEAD = '''
+q4_router = APIRouter()
+
+RequestId = Annotated[str, Depends(get_request_id)]
+'''
+_Q4_AUDIT = '''
+
+def get_audit_log(settings: SettingsDep, request_id: RequestId) -> AuditLog:
+    return AuditLog(app_name=settings.app_name, request_id=request_id)
+'''
+_GCU = '''
+async def get_current_user(
+    token: Annotated[str, Depends(oauth2_scheme)],
+    db: SessionDep,
+) -> User:
+    credentials_error = HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="Could not validate credentials",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    try:
+        payload = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        user_id = int(payload["sub"])
+    except (jwt.InvalidTokenError, ValueError):
+        raise credentials_error from None
+'''
+
+_MORE_WRONG_ANSWERS = {
+    "q4_request_cache": {
+        "nonce_b made by calling new_nonce() in the endpoint (FastAPI never provides it)": _Q4_HEAD + '''FreshNonce = Annotated[str, Depends(new_nonce, use_cache=False)]
+''' + _Q4_AUDIT + '''
+
+@q4_router.get("/report")
+def report(request_id: RequestId, audit: Annotated[AuditLog, Depends(get_audit_log)], nonce_a: FreshNonce) -> dict:
+    nonce_b = new_nonce()
+    return {"app_name": audit.app_name, "request_id": request_id, "audit_request_id": audit.request_id,
+            "nonces": [nonce_a, nonce_b]}
+''',
+        "a second nonce dependency that wraps new_nonce instead of use_cache=False": _Q4_HEAD + '''
+
+def another_nonce() -> str:
+    return new_nonce()
+
+
+FreshNonce = Annotated[str, Depends(new_nonce)]
+OtherNonce = Annotated[str, Depends(another_nonce)]
+''' + _Q4_AUDIT + '''
+
+@q4_router.get("/report")
+def report(request_id: RequestId, audit: Annotated[AuditLog, Depends(get_audit_log)],
+           nonce_a: FreshNonce, nonce_b: OtherNonce) -> dict:
+    return {"app_name": audit.app_name, "request_id": request_id, "audit_request_id": audit.request_id,
+            "nonces": [nonce_a, nonce_b]}
+''',
+    },
+    "get_current_user": {
+        "users cached across requests (a deleted user's token keeps working)": '''
+_known_users: dict[int, User] = {}
+''' + _GCU + '''    if user_id not in _known_users:
+        user = await db.get(User, user_id)
+        if user is None:
+            raise credentials_error
+        _known_users[user_id] = user
+    return _known_users[user_id]
+''',
+        "the WWW-Authenticate header names another scheme (JWT)": _GCU.replace('"Bearer"', '"JWT"') + '''    user = await db.get(User, user_id)
+    if user is None:
+        raise credentials_error
+    return user
+''',
+    },
+    "override_get_db": {
+        "use_test_database replaces the whole overrides dict (the test's other overrides vanish)": '''
+async def override_get_db():
+    async with TestSessionLocal() as session:
+        yield session
+
+
+def use_test_database(app: FastAPI) -> None:
+    app.dependency_overrides = {get_db: override_get_db}
+''',
+        "use_test_database clears the overrides first, to start clean": '''
+async def override_get_db():
+    async with TestSessionLocal() as session:
+        yield session
+
+
+def use_test_database(app: FastAPI) -> None:
+    app.dependency_overrides.clear()
+    app.dependency_overrides[get_db] = override_get_db
+''',
+    },
+    "q6_choice": {
+        "keyed by the endpoint's parameter name": "q6_key = 2\nq6_clear = 4\n",
+        "cleared before each request": "q6_key = 3\nq6_clear = 3\n",
+    },
+}
+for _exercise, _mistakes in _MORE_WRONG_ANSWERS.items():
+    WRONG_ANSWERS[_exercise].update(_mistakes)

@@ -416,3 +416,173 @@ async def list_tickets_keyset(
 ''',
     },
 }
+
+
+# More wrong answers, each one that the tests before issue 12 let through (or another way of dodging the lesson).
+_KEYSET_HEAD = '''
+remove_route("/v2/tickets")
+
+
+@app.get("/v2/tickets", response_model=TicketPage)
+async def list_tickets_keyset(
+    db: SessionDep,
+    current_user: CurrentUser,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = select(Ticket).where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+    if cursor is not None:
+        try:
+            last_created_at, last_id = decode_cursor(cursor)
+        except ValueError:
+            raise HTTPException(status_code=422, detail="Invalid cursor")
+'''
+_KEYSET_TAIL = '''    tickets = list((await db.scalars(stmt.limit(limit + 1))).all())
+    items = tickets[:limit]
+    next_cursor = encode_cursor(items[-1]) if len(tickets) > limit else None
+    return TicketPage(items=items, next_cursor=next_cursor)
+'''
+_LIST_HEAD = '''
+remove_route("/tickets")
+
+
+@app.get("/tickets", response_model=list[TicketResponse])
+async def list_tickets(
+    db: SessionDep,
+    current_user: CurrentUser,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    stmt = (
+        select(Ticket)
+        .where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+'''
+_LIST_TAIL = '''        .offset(skip)
+        .limit(limit)
+    )
+    return (await db.scalars(stmt)).all()
+'''
+_GET_TICKET_HEAD = '''
+remove_route("/tickets/{ticket_id}")
+
+
+@app.get("/tickets/{ticket_id}", response_model=TicketResponse)
+async def get_ticket(ticket_id: str, db: SessionDep, current_user: CurrentUser):
+'''
+
+_MORE_WRONG_ANSWERS = {
+    "TicketService": {
+        "list_by_user newest first by id alone (ids follow insertion, not creation time)": _service(list_='''
+    async def list_by_user(self, db: AsyncSession, user_id: int, skip: int, limit: int) -> list[Ticket]:
+        stmt = (
+            select(Ticket)
+            .where(Ticket.user_id == user_id, Ticket.deleted_at.is_(None))
+            .order_by(Ticket.id.desc())
+            .offset(skip)
+            .limit(limit)
+        )
+        return list((await db.scalars(stmt)).all())
+'''),
+        "list_by_user without the id tie-breaker (ties come back in any order)": _service(list_='''
+    async def list_by_user(self, db: AsyncSession, user_id: int, skip: int, limit: int) -> list[Ticket]:
+        stmt = (
+            select(Ticket)
+            .where(Ticket.user_id == user_id, Ticket.deleted_at.is_(None))
+            .order_by(Ticket.created_at.desc())
+            .offset(skip)
+            .limit(limit)
+        )
+        return list((await db.scalars(stmt)).all())
+'''),
+        "update_status commits without rolling back (a refused change leaves the session broken)": _service(update='''
+    async def update_status(self, db: AsyncSession, ticket_id: str, status: TicketStatus) -> Ticket:
+        ticket = await self.get_by_id(db, ticket_id)
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        ticket.status = status
+        await db.commit()
+        return ticket
+'''),
+    },
+    "soft_delete": {
+        "commits without rolling back on failure": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    ticket.deleted_at = utcnow()
+    await db.commit()
+''',
+        "rolls back but swallows the error (a refused delete looks like success)": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    ticket.deleted_at = utcnow()
+    try:
+        await db.commit()
+    except Exception:
+        await db.rollback()
+''',
+    },
+    "q8_choice": {
+        "hard delete everywhere": '# Set q8_choice to "A", "B", "C" or "D".\nq8_choice = "D"\n',
+        "hedges between two plans": '# Set q8_choice to "A", "B", "C" or "D".\nq8_choice = "B or D"\n',
+    },
+    "purge_user": {
+        "commits the tickets' deletion, then the user's: two transactions": '''
+async def purge_user(db: AsyncSession, user_id: int) -> int:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
+    result = await db.execute(delete(Ticket).where(Ticket.user_id == user_id))
+    await db.commit()
+    await db.delete(user)
+    await db.commit()
+    return result.rowcount
+''',
+        "no rollback when the commit fails": '''
+async def purge_user(db: AsyncSession, user_id: int) -> int:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user with id {user_id}")
+    result = await db.execute(delete(Ticket).where(Ticket.user_id == user_id))
+    await db.delete(user)
+    await db.commit()
+    return result.rowcount
+''',
+    },
+    "get_ticket": {
+        "403 whose message names the owner": _GET_TICKET_HEAD + '''    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise HTTPException(status_code=404, detail="Ticket not found")
+    if ticket.user_id != current_user.id:
+        owner = await db.get(User, ticket.user_id)
+        raise HTTPException(status_code=403, detail=f"This ticket belongs to {owner.email}")
+    return ticket
+''',
+        "410 Gone for a soft-deleted ticket": _GET_TICKET_HEAD + '''    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id))
+    if ticket is None or ticket.user_id != current_user.id:
+        raise HTTPException(status_code=404, detail="Ticket not found")
+    if ticket.deleted_at is not None:
+        raise HTTPException(status_code=410, detail="Ticket deleted")
+    return ticket
+''',
+    },
+    "list_tickets": {
+        "newest first by id alone": _LIST_HEAD + '''        .order_by(Ticket.id.desc())
+''' + _LIST_TAIL,
+        "ties broken by the public ticket_id instead of id": _LIST_HEAD + '''        .order_by(Ticket.created_at.desc(), Ticket.ticket_id.desc())
+''' + _LIST_TAIL,
+    },
+    "list_tickets_keyset": {
+        "keyset on the id alone": _KEYSET_HEAD + '''        stmt = stmt.where(Ticket.id < last_id)
+    stmt = stmt.order_by(Ticket.id.desc())
+''' + _KEYSET_TAIL,
+        "each column compared on its own (created_at <= and id <), not as one pair": _KEYSET_HEAD + '''        stmt = stmt.where(Ticket.created_at <= last_created_at, Ticket.id < last_id)
+    stmt = stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+''' + _KEYSET_TAIL,
+    },
+}
+for _exercise, _mistakes in _MORE_WRONG_ANSWERS.items():
+    WRONG_ANSWERS[_exercise].update(_mistakes)
