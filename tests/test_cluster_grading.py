@@ -1,0 +1,212 @@
+"""Grading a class bigger than one machine: a real PostgreSQL gradebook and a real Dask cluster.
+
+The module starts a throwaway PostgreSQL server (Debian's `postgresql`, run as an unprivileged user in a temporary
+data folder on a free port) and a Dask cluster of local processes (`dask scheduler` and two `dask worker`s on
+127.0.0.1), and stops both at the end. Section 1 with two students (one partly wrong answer, one blank
+notebook) is graded once with SQLite on this machine, the reference; every other run must give exactly its grades,
+cell by cell:
+
+- the instructor's cycle with `c.CourseDirectory.db_url` set to PostgreSQL: generate_assignment, `coursekit grade`
+  with two graders writing at once, generate_feedback, export;
+- `coursekit grade --dask ADDRESS`: one task per submission on the workers, grades into PostgreSQL, autograded/
+  and the report on this machine;
+- a worker killed in the middle of a submission (the task reruns on another worker; graded once, complete);
+- Ctrl+C on the driver (the workers' kernels stop; no half-graded submission), then `--dask local:2` grades again;
+- a worker with another package version (refused before anything is graded).
+
+Without PostgreSQL the module is skipped with the reason, except in CI (`CI` set), where it fails.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+from nbgrader.api import Gradebook
+
+from coursekit import COURSE_ROOT, cluster
+from coursekit import submissions as subs
+from coursekit.grading import make_course_folder
+from coursekit.nbgrader_cli import ENV_WITH_VENV, nbgrader
+from coursekit.throwaway import ServiceUnavailable, dask_cluster, postgres_server
+
+ASSIGNMENT = "01-async-database"
+COURSE_ID = "fastapi-async-db"
+WRONG_EXERCISE, WRONG_ANSWER = "q2_choice", "picks B"
+SLEEP = 12  # seconds the "slow" student's first answer cell sleeps: time to kill a worker or press Ctrl+C
+
+
+def partly_wrong() -> dict:
+    wrong = subs.wrong_answers(ASSIGNMENT)[WRONG_EXERCISE][WRONG_ANSWER]
+    return subs.with_answers(subs.blank_submission(ASSIGNMENT),
+                             {**subs.solution_answers(ASSIGNMENT), WRONG_EXERCISE: wrong})
+
+
+def slow_partly_wrong() -> dict:
+    """The partly wrong notebook whose first answer cell first sleeps: the same grades, SLEEP s later."""
+    notebook = partly_wrong()
+    first = next(c for c in notebook["cells"] if subs.is_answer(c) and c["cell_type"] == "code")
+    first["source"] = f"import time\ntime.sleep({SLEEP})\n" + "".join(first["source"])
+    return notebook
+
+
+def blank() -> dict:
+    return subs.blank_submission(ASSIGNMENT)
+
+
+CLASS = {"grace": partly_wrong, "linus": blank}
+
+
+def submit(course, students: dict):
+    for student, make in students.items():
+        subs.write_submission(course, student, ASSIGNMENT, make())
+
+
+def cell_scores(db_url: str) -> dict[tuple[str, str], float | None]:
+    with Gradebook(db_url, COURSE_ID) as gradebook:
+        return {(s.student.id, g.name): g.auto_score
+                for s in gradebook.assignment_submissions(ASSIGNMENT) for nb in s.notebooks for g in nb.grades}
+
+
+def coursekit_grade(course, *options, timeout=900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coursekit", "grade", ASSIGNMENT, f"--course={course}",
+                           "--no-progress", *options], env=ENV_WITH_VENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def report_body(stdout: str, course) -> list[str]:
+    """The report without its timings (the first line's duration and rate, the time per submission)."""
+    return [l.replace(str(course), "COURSE") for l in stdout.splitlines()[1:] if not l.startswith("Time per submission")]
+
+
+def kernels_under(process: subprocess.Popen) -> list[psutil.Process]:
+    """The ipykernel processes a `dask worker` command's worker process started."""
+    try:
+        tree = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for p in tree:
+        try:
+            if any("ipykernel" in part for part in p.cmdline()):
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The services, once per module
+
+
+def unavailable(reason: str):
+    message = f"{reason}\n(`make test` installs Debian's postgresql when run as root)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    try:
+        with postgres_server() as server:
+            yield server
+    except ServiceUnavailable as error:
+        unavailable(str(error))
+
+
+@pytest.fixture(scope="module")
+def dask(pg):
+    try:
+        with dask_cluster(workers=2) as running:
+            yield running
+    except ServiceUnavailable as error:
+        unavailable(str(error))
+
+
+@pytest.fixture(scope="module")
+def template(pg, tmp_path_factory):
+    """A course whose gradebook (database "template") knows the assignment: copied for each test."""
+    course = tmp_path_factory.mktemp("pg-template")
+    shutil.copy(COURSE_ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copytree(COURSE_ROOT / "source" / ASSIGNMENT, course / "source" / ASSIGNMENT)
+    with_gradebook(course, pg.create_database("template"))
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    return course
+
+
+def with_gradebook(course, db_url: str):
+    """What an instructor writes into nbgrader_config.py for a PostgreSQL gradebook."""
+    config = course / "nbgrader_config.py"
+    text = re.sub(r"\nc\.CourseDirectory\.db_url = .*\n", "\n", config.read_text())
+    config.write_text(text + f'\nc.CourseDirectory.db_url = "{db_url}"\n')
+
+
+def pg_course(pg, template, tmp_path, name: str):
+    """A fresh copy of the template course, with its own copy of the gradebook; returns (course, db_url)."""
+    pg.query("postgres", f'CREATE DATABASE "{name}" TEMPLATE "template"')
+    url = pg.url(name)
+    course = tmp_path / name
+    shutil.copytree(template, course)
+    with_gradebook(course, url)
+    return course, url
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The class graded on this machine with SQLite, as before this module existed."""
+    course = make_course_folder(tmp_path_factory.mktemp("sqlite-reference"), [ASSIGNMENT])
+    submit(course, CLASS)
+    run = coursekit_grade(course, "--jobs=2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    scores = cell_scores(f"sqlite:///{course / 'gradebook.db'}")
+    assert {s for s, _ in scores} == set(CLASS) and None not in scores.values()
+    assert 0 < sum(v for (s, _), v in scores.items() if s == "grace") < len([k for k in scores if k[0] == "grace"]) * 99
+    return {"course": course, "scores": scores, "report": report_body(run.stdout, course)}
+
+
+def scores_of(scores: dict, student: str, as_student: str | None = None) -> dict:
+    return {(as_student or s, cell): v for (s, cell), v in scores.items() if s == student}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# PostgreSQL gradebook
+
+
+def test_the_instructor_cycle_on_postgresql_gives_the_sqlite_grades(pg, template, reference, tmp_path):
+    course, url = pg_course(pg, template, tmp_path, "cycle")
+    submit(course, CLASS)
+    run = coursekit_grade(course, "--jobs=2")  # two graders writing into PostgreSQL at once
+    assert run.returncode == 0, run.stdout + run.stderr
+    for trouble in ("locked", "LockNotAvailable", "deadlock", "could not serialize", "OperationalError",
+                    "IntegrityError"):
+        assert trouble not in run.stdout + run.stderr
+    assert cell_scores(url) == reference["scores"], "a test cell scored differently than with SQLite"
+    assert report_body(run.stdout, course) == reference["report"]
+
+    nbgrader(course, "generate_feedback", ASSIGNMENT)
+    for student in CLASS:
+        assert (course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").exists()
+    nbgrader(course, "export", "--to=grades.csv")
+    nbgrader(reference["course"], "export", "--to=grades.csv")
+    rows = lambda c: sorted(l.split(",")[3:] for l in (c / "grades.csv").read_text().splitlines()[1:])  # noqa: E731
+    assert rows(course) == rows(reference["course"])
+    # one submission per student, each of its graded cells once
+    assert pg.query("cycle", "SELECT student_id, count(*) FROM submitted_assignment GROUP BY student_id "
+                             "ORDER BY student_id") == [("grace", 1), ("linus", 1)]
