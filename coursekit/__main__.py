@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("--plot", type=Path, default=None,
                            help="where to save the score distribution (default: <course>/reports/<assignment>-scores.png)")
     grade_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade_cmd.add_argument("--dask", default=None, metavar="ADDRESS",
+                           help="grade on a Dask cluster: its scheduler's address (tcp://host:8786), or local:N to "
+                                "start N local workers; needs a gradebook every worker reaches (--db postgresql+psycopg://...)")
 
     copy_cmd = commands.add_parser(
         "student-copy", help="export what students receive into a folder (the public student repository)",
@@ -69,16 +72,23 @@ def grade(args) -> int:
         return 2
     jobs = args.jobs or available_cores()
     started = time.monotonic()
-    results = grade_assignment(course, args.assignment, students=args.students, jobs=jobs,
-                               cell_timeout=args.timeout, db_url=args.db,
-                               progress=None if args.no_progress else ProgressBar())
+    try:
+        results = grade_assignment(course, args.assignment, students=args.students, jobs=jobs,
+                                   cell_timeout=args.timeout, db_url=args.db,
+                                   progress=None if args.no_progress else ProgressBar(), dask=args.dask)
+    except Exception as error:
+        from .cluster import ClusterError  # the cluster cannot grade this class (EnvironmentMismatch, ...)
+        if isinstance(error, ClusterError):
+            print(f"coursekit grade --dask: {error}", file=sys.stderr)
+            return 2
+        raise
     seconds = time.monotonic() - started
     if not results:
         print(f"nothing to grade: no folder submitted/*/{args.assignment}/ in {course}", file=sys.stderr)
         return 1
     plot = plot_scores(results, args.plot or course / "reports" / f"{args.assignment}-scores.png", args.assignment)
     print(format_summary(args.assignment, results, exercises_of(course, args.assignment), seconds=seconds,
-                         jobs=min(jobs, len(results)), plot=plot))
+                         jobs=None if args.dask else min(jobs, len(results)), plot=plot))
     return 0 if all(r.problem is None for r in results) else 1
 
 

@@ -68,19 +68,24 @@ def submitted_students(course_root: Path, assignment: str) -> list[str]:
 
 def grade_assignment(course_root: Path, assignment: str, students: list[str] | None = None,
                      jobs: int | None = None, cell_timeout: int | None = None, db_url: str | None = None,
-                     progress=None) -> list[SubmissionResult]:
+                     progress=None, dask: str | None = None) -> list[SubmissionResult]:
     """Autograde the submissions of `assignment` (all students in submitted/, or `students`).
 
     jobs: how many students are graded at once, one worker process each (default: one per core).
     cell_timeout: seconds a cell may run before it is interrupted (default: nbgrader_config.py's).
     db_url: the gradebook (default: nbgrader_config.py's db_url, normally <course>/gradebook.db).
     progress: called as progress(done, total, result) after each student.
+    dask: a Dask scheduler's address, or "local:N": grade on that cluster instead (coursekit.cluster; jobs unused).
     Returns one result per student, in the order of `students`; never raises because of a submission.
     """
     course_root = Path(course_root).resolve()
     students = list(students) if students is not None else submitted_students(course_root, assignment)
     if not students:
         return []
+    if dask:  # one Dask task per submission, on workers that may share no filesystem with this machine
+        from .cluster import grade_on_dask
+        return grade_on_dask(course_root, assignment, students, dask, db_url=db_url, cell_timeout=cell_timeout,
+                             progress=progress)
     jobs = max(1, min(jobs or available_cores(), len(students)))
     notebooks = sorted(p.name for p in (course_root / "source" / assignment).glob("*.ipynb"))
     deadline = NOTEBOOK_DEADLINE * max(1, len(notebooks)) + 60
