@@ -383,7 +383,10 @@ def _app_for(course: dict[str, bytes], course_key: str, db_url: str, cell_timeou
 
     key = (course_key, db_url, cell_timeout)
     if key not in _apps:
-        folder = Path(tempfile.mkdtemp(prefix=f"{course_key}-"))
+        from distributed import get_worker
+
+        # In the worker's own scratch folder, which Dask removes when the worker stops.
+        folder = Path(tempfile.mkdtemp(prefix=f"{course_key}-", dir=get_worker().local_directory))
         for name, content in course.items():
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -210,3 +210,117 @@ def test_the_instructor_cycle_on_postgresql_gives_the_sqlite_grades(pg, template
     # one submission per student, each of its graded cells once
     assert pg.query("cycle", "SELECT student_id, count(*) FROM submitted_assignment GROUP BY student_id "
                              "ORDER BY student_id") == [("grace", 1), ("linus", 1)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Dask
+
+
+def test_grading_on_a_dask_cluster_equals_a_local_run_cell_by_cell(pg, dask, template, reference, tmp_path):
+    course, url = pg_course(pg, template, tmp_path, "dask")
+    submit(course, CLASS)
+    run = coursekit_grade(course, f"--dask={dask.address}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert cell_scores(url) == reference["scores"], "a test cell scored differently than in the local run"
+    assert report_body(run.stdout, course) == reference["report"], "the report differs from the local run's"
+    for student in CLASS:  # the driver has the graded notebooks, as after a local run
+        graded = subs.read_notebook(course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        local = subs.read_notebook(reference["course"] / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        ran = lambda nb: [(c.get("metadata", {}).get("nbgrader", {}).get("grade_id"), c.get("execution_count") is not None,  # noqa: E731
+                           [o.get("ename") for o in c.get("outputs", []) if o.get("output_type") == "error"])
+                          for c in nb["cells"] if c["cell_type"] == "code"]
+        assert ran(graded) == ran(local), f"{student}'s autograded notebook ran differently"
+
+
+def test_a_worker_killed_mid_submission_the_task_reruns_and_grades_once(pg, dask, template, reference, tmp_path):
+    course, url = pg_course(pg, template, tmp_path, "killed")
+    submit(course, {"slow": slow_partly_wrong})
+    stats, outcome = [], {}
+    run = threading.Thread(target=lambda: outcome.update(results=cluster.grade_on_dask(
+        course, ASSIGNMENT, ["slow"], dask.address, stats=stats)))
+    run.start()
+    try:
+        kernel = wait_for(lambda: next((k for w in dask.workers for k in kernels_under(w)), None), 300,
+                          "a worker to start grading")
+        time.sleep(3)  # the notebook is running: its first answer cell sleeps SLEEP s
+        assert cell_scores(url) and set(cell_scores(url).values()) == {None}, "nbgrader had not started, or finished"
+        killed = kernel.parent()
+        killed.kill()  # the worker process, not its nanny: as the OOM killer or a lost machine would
+    finally:
+        run.join(timeout=600)
+    assert not run.is_alive()
+    [result] = outcome["results"]
+    assert result.problem is None, result.problem
+    assert cell_scores(url) == scores_of(reference["scores"], "grace", "slow"), "not the grades of a local run"
+    [task] = stats  # the attempt that finished ran in another, living worker process
+    from distributed import Client
+    with Client(dask.address, timeout=30) as client:
+        pids = client.run(os.getpid)
+    assert task.worker in pids and pids[task.worker] != killed.pid
+    # graded once: one submission row, each graded cell once, none left without a score
+    assert pg.query("killed", "SELECT count(*) FROM submitted_assignment") == [(1,)]
+    assert pg.query("killed", "SELECT count(*), count(DISTINCT cell_id), count(auto_score) FROM grade") == \
+        [(len(reference["scores"]) // 2,) * 3]
+    # the killed worker's kernel did not outlive it
+    wait_for(lambda: not kernel.is_running() or kernel.status() == psutil.STATUS_ZOMBIE, 30, "the orphaned kernel to exit")
+    assert (course / "autograded" / "slow" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
+
+
+def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_no_half_graded_submission(pg, dask, template, reference,
+                                                                                    tmp_path):
+    course, url = pg_course(pg, template, tmp_path, "interrupted")
+    submit(course, {"slow": slow_partly_wrong})
+    driver = subprocess.Popen([sys.executable, "-m", "coursekit", "grade", ASSIGNMENT, f"--course={course}",
+                               "--no-progress", f"--dask={dask.address}"], env=ENV_WITH_VENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(kernels_under(w) for w in dask.workers), 300, "a worker to start grading")
+        time.sleep(3)
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode != 0 and "KeyboardInterrupt" in err, (driver.returncode, out, err[-2000:])
+    wait_for(lambda: not any(kernels_under(w) for w in dask.workers), 15, "the grading kernels to stop")
+    from distributed import Client
+    with Client(dask.address, timeout=30) as client:
+        wait_for(lambda: not any(client.processing().values()), 30, "the workers to be idle")
+    assert all(w.poll() is None for w in dask.workers), "a worker died"
+    scores = cell_scores(url)
+    assert set(scores.values()) <= {None}, f"half-graded: {scores}"
+    assert not (course / "autograded" / "slow").exists()
+
+    # The instructor runs it again, here on a cluster of their own machine's cores: graded, once.
+    again = coursekit_grade(course, "--dask=local:2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert cell_scores(url) == scores_of(reference["scores"], "grace", "slow")
+
+
+def test_a_worker_with_other_package_versions_is_refused_before_anything_is_graded(pg, template, tmp_path):
+    other = tmp_path / "other-pyjwt"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                    f"--target={other}", "pyjwt==2.10.1"], check=True, capture_output=True)
+    course, url = pg_course(pg, template, tmp_path, "mismatch")
+    submit(course, {"linus": blank})
+    with dask_cluster(workers=1, env={"PYTHONPATH": str(other)}) as odd:
+        with pytest.raises(cluster.EnvironmentMismatch) as refused:
+            cluster.grade_on_dask(course, ASSIGNMENT, ["linus"], odd.address)
+        assert "pyjwt 2.10.1 (driver: 2.15.1)" in str(refused.value)
+        # a worker that joins after the check refuses the task itself
+        from distributed import Client
+        packages = cluster.checked_packages()
+        with Client(odd.address, timeout=30) as client:
+            task = client.submit(cluster.grade_submission, {}, "course", ASSIGNMENT, "linus", {}, url, COURSE_ID,
+                                 None, 60, cluster.environment(packages), packages, "run", pure=False)
+            with pytest.raises(cluster.EnvironmentMismatch, match=r"pyjwt 2\.10\.1"):
+                task.result(timeout=120)
+    assert pg.query("mismatch", "SELECT count(*) FROM submitted_assignment") == [(0,)], "something was graded"
+
+
+def test_a_sqlite_gradebook_is_refused_for_workers_on_other_machines(tmp_path):
+    course = tmp_path / "course"
+    (course / "source" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(COURSE_ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    with pytest.raises(cluster.ClusterError, match="PostgreSQL gradebook"):
+        cluster.grade_on_dask(course, ASSIGNMENT, ["linus"], "tcp://127.0.0.1:1")
