@@ -98,7 +98,11 @@ def differences(expected: dict[str, str], found: dict[str, str]) -> list[str]:
 
 def check_workers(client, expected: dict[str, str], packages: list[str]) -> int:
     """Raise EnvironmentMismatch unless every worker's environment equals `expected`; returns the worker count."""
-    found = client.run(environment, packages)
+    try:
+        found = client.run(environment, packages)
+    except Exception as error:  # typically: coursekit is not importable on a worker
+        raise EnvironmentMismatch(f"the Dask workers could not run coursekit's environment check ({type(error).__name__}: "
+                                  f"{error}); nothing was graded. Is coursekit installed on every worker?") from None
     wrong = {worker: differences(expected, env) for worker, env in found.items()}
     wrong = {worker: diff for worker, diff in wrong.items() if diff}
     if wrong:
@@ -122,12 +126,15 @@ class TaskStats:
     worker: str
     seconds: float  # wall time of grade() on the worker
     cpu_seconds: float  # CPU of the worker process and the kernels it started and stopped during the task
+    driver_seconds: float = 0.0  # the driver's share: receiving the result, writing autograded/, the checks
 
 
-def grade_on_dask(course_root: Path, assignment: str, students: list[str], address: str,
+def grade_on_dask(course_root: Path, assignment: str, students: list[str], address,
                   db_url: str | None = None, cell_timeout: int | None = None, progress=None,
                   stats: list[TaskStats] | None = None, connect_timeout: float = 60):
-    """Grade `students`' submissions of `assignment` on the Dask cluster at `address` ("local:N": start one here).
+    """Grade `students`' submissions of `assignment` on a Dask cluster: `address` is its scheduler's address, or
+    "local:N" (start N local worker processes for this run), or a connected distributed.Client (Dask Gateway's
+    `cluster.get_client()`, a dask-jobqueue or dask-kubernetes cluster's), which stays open.
 
     Returns coursekit.grading.SubmissionResult's in the order of `students`, as grade_assignment does; writes
     autograded/ in course_root. Raises ClusterError (EnvironmentMismatch) before grading anything when the cluster
@@ -139,7 +146,7 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
 
     course_root = Path(course_root).resolve()
     db_url, course_id = _gradebook_of(course_root, db_url)
-    local = address.startswith("local:")
+    local = isinstance(address, str) and address.startswith("local:")
     if db_url.startswith("sqlite") and not local:
         raise ClusterError(f"the gradebook is a SQLite file ({db_url}), which Dask workers on other machines cannot "
                            "write: give a PostgreSQL gradebook, --db postgresql+psycopg://USER:PASSWORD@HOST/DB "
@@ -153,7 +160,10 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
 
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(_connect(address, connect_timeout))
-        client.wait_for_workers(1, timeout=connect_timeout)
+        try:
+            client.wait_for_workers(1, timeout=connect_timeout)
+        except TimeoutError:
+            raise ClusterError(f"no Dask worker joined the scheduler within {connect_timeout:.0f} s") from None
         check_workers(client, expected, packages)
 
         course = _course_files(course_root, assignment)
@@ -161,17 +171,19 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
             b"".join(k.encode() + b"\0" + v for k, v in sorted(course.items()))).hexdigest()[:16]
         course_future = client.submit(_course, course, key=course_key, pure=False)
         futures = {}
-        for student in students:
-            futures[client.submit(
-                grade_submission, course_future, course_key, assignment, student,
-                _submission_files(course_root, assignment, student), db_url, course_id, cell_timeout, deadline,
-                expected, packages, run_id, key=f"coursekit-grade-{run_id}-{student}", pure=False)] = student
-
         results: dict[str, object] = {}
         try:
+            for student in students:
+                futures[client.submit(
+                    grade_submission, course_future, course_key, assignment, student,
+                    _submission_files(course_root, assignment, student), db_url, course_id, cell_timeout, deadline,
+                    expected, packages, run_id, key=f"coursekit-grade-{run_id}-{student}", pure=False)] = student
             for future in as_completed(futures):
                 student = futures[future]
+                started = time.perf_counter()
                 result = _result(future, course_root, assignment, student, deadline, stats)
+                if stats and stats[-1].student == student:
+                    stats[-1].driver_seconds = time.perf_counter() - started
                 results[student] = result
                 if progress is not None:
                     progress(len(results), len(students), result)
@@ -228,9 +240,12 @@ class _Answered:
 
 
 @contextlib.contextmanager
-def _connect(address: str, timeout: float):
+def _connect(address, timeout: float):
     from distributed import Client, LocalCluster
 
+    if isinstance(address, Client):  # the caller's (Dask Gateway, dask-jobqueue, dask-kubernetes): theirs to close
+        yield address
+        return
     if address.startswith("local:"):
         try:
             workers = int(address.split(":", 1)[1])

@@ -68,14 +68,15 @@ def submitted_students(course_root: Path, assignment: str) -> list[str]:
 
 def grade_assignment(course_root: Path, assignment: str, students: list[str] | None = None,
                      jobs: int | None = None, cell_timeout: int | None = None, db_url: str | None = None,
-                     progress=None, dask: str | None = None) -> list[SubmissionResult]:
+                     progress=None, dask=None) -> list[SubmissionResult]:
     """Autograde the submissions of `assignment` (all students in submitted/, or `students`).
 
     jobs: how many students are graded at once, one worker process each (default: one per core).
     cell_timeout: seconds a cell may run before it is interrupted (default: nbgrader_config.py's).
     db_url: the gradebook (default: nbgrader_config.py's db_url, normally <course>/gradebook.db).
     progress: called as progress(done, total, result) after each student.
-    dask: a Dask scheduler's address, or "local:N": grade on that cluster instead (coursekit.cluster; jobs unused).
+    dask: a Dask scheduler's address, "local:N" or a distributed.Client: grade on that cluster instead
+          (coursekit.cluster; jobs unused).
     Returns one result per student, in the order of `students`; never raises because of a submission.
     """
     course_root = Path(course_root).resolve()
