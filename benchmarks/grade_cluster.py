@@ -86,6 +86,9 @@ def main(argv=None) -> int:
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="local and dask runs each (alternating)")
     parser.add_argument("--assignment", default="01-async-database")
+    parser.add_argument("--dask-profiler", action="store_true",
+                        help="leave Dask's statistical profiler on in the workers (Dask's default; the README "
+                             "recommends turning it off for grading workers)")
     args = parser.parse_args(argv)
     assignment = args.assignment
     work = Path(tempfile.mkdtemp(prefix="grade-cluster-"))
@@ -101,8 +104,9 @@ def main(argv=None) -> int:
             print(f"{args.students} submissions of {assignment}: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
 
             started = time.perf_counter()
-            with dask_cluster(workers=2) as cluster:
-                print(f"Dask cluster (scheduler + 2 workers, 1 thread each) started in "
+            profiler = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": str(args.dask_profiler)}
+            with dask_cluster(workers=2, env=profiler) as cluster:
+                print(f"Dask cluster (scheduler + 2 workers, 1 thread each, profiler {'on' if args.dask_profiler else 'off'}) started in "
                       f"{time.perf_counter() - started:.1f} s: {cluster.address}\n")
                 cluster_processes = [psutil.Process(p.pid) for p in [cluster.scheduler, *cluster.workers]]
                 runs = {"local": [], "dask": []}

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
     grade_cmd.add_argument("--dask", default=None, metavar="ADDRESS",
                            help="grade on a Dask cluster: its scheduler's address (tcp://host:8786), or local:N to "
-                                "start N local workers; needs a gradebook every worker reaches (--db postgresql+psycopg://...)")
+                                "start N local workers; a remote cluster needs a PostgreSQL gradebook (--db postgresql+psycopg://...)")
 
     copy_cmd = commands.add_parser(
         "student-copy", help="export what students receive into a folder (the public student repository)",

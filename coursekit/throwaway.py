@@ -147,6 +147,7 @@ class DaskCluster:
     def add_worker(self, name: str, env: dict | None = None, nthreads: int = 1,
                    timeout: float = 120) -> subprocess.Popen:
         """Start `dask worker ADDRESS` (one process, with its nanny) and wait until the scheduler sees it."""
+        env = {**GRADING_WORKER_ENV, **(env or {})}
         folder = self.folder / name
         folder.mkdir()
         log = open(folder / "worker.log", "wb")
@@ -188,9 +189,16 @@ def _dask_command() -> list[str]:
     return [sys.executable, "-m", "dask"]
 
 
+# How the README tells instructors to configure grading workers (coursekit.cluster.WORKER_CONFIG).
+GRADING_WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
+
 @contextlib.contextmanager
 def dask_cluster(workers: int = 2, env: dict | None = None, timeout: float = 120):
-    """A `dask scheduler` on 127.0.0.1 and `workers` `dask worker` processes (1 thread each), stopped at the end."""
+    """A `dask scheduler` on 127.0.0.1 and `workers` `dask worker` processes (1 thread each), stopped at the end.
+
+    env: more environment variables for all of them (on top of GRADING_WORKER_ENV)."""
+    env = {**GRADING_WORKER_ENV, **(env or {})}
     folder = Path(tempfile.mkdtemp(prefix="coursekit-dask-"))
     scheduler_file = folder / "scheduler.json"
     log = open(folder / "scheduler.log", "wb")
@@ -220,27 +228,31 @@ def dask_cluster(workers: int = 2, env: dict | None = None, timeout: float = 120
             cluster.add_worker(f"worker-{number + 1}", env=env, timeout=timeout)
         yield cluster
     finally:
-        for worker in list(cluster.workers if cluster else []):
-            _stop_process_tree(worker)
+        _stop_process_tree(*(cluster.workers if cluster else []))  # the workers at once, then the scheduler
         _stop_process_tree(scheduler)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _stop_process_tree(process: subprocess.Popen, grace: float = 10):
-    """SIGTERM the process and its descendants (a nanny, its worker, their kernels), SIGKILL what remains."""
+def _stop_process_tree(*processes: subprocess.Popen, grace: float = 10):
+    """SIGTERM the processes (a `dask worker` command stops its worker and their kernels), then SIGKILL whatever of
+    their process trees is left after `grace` seconds."""
     import psutil
 
-    try:
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        tree = []
-    for p in tree:
+    tree = []
+    for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
-            p.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(tree, timeout=grace)
+            tree += [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    _, alive = psutil.wait_procs(tree, timeout=1)
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     psutil.wait_procs(alive, timeout=5)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
