@@ -65,6 +65,28 @@ def tree_cpu(processes: list[psutil.Process]) -> float:
     return total
 
 
+class PeakConnections:
+    """Samples how many connections a database has, every 0.25 s in a thread, until stop(); `peak`."""
+
+    def __init__(self, pg, database: str):
+        import threading
+
+        self.pg, self.database, self.peak = pg, database, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(0.25):
+            count = self.pg.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                  self.database)[0][0]
+            self.peak = max(self.peak, count)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
 def own_cpu() -> float:
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
@@ -120,6 +142,7 @@ def main(argv=None) -> int:
                     url = pg.url(name)
                     with_gradebook(course, url)
                     stats: list[TaskStats] = []
+                    peak = PeakConnections(pg, name)
                     cpu, cluster_cpu = own_cpu(), tree_cpu(cluster_processes)
                     t0 = time.perf_counter()
                     if mode == "local":
@@ -129,19 +152,21 @@ def main(argv=None) -> int:
                         results = grade_on_dask(course, assignment, submitted_students(course, assignment),
                                                 cluster.address, db_url=url, stats=stats)
                     seconds = time.perf_counter() - t0
+                    peak.stop()
                     cpu = own_cpu() - cpu + (tree_cpu(cluster_processes) - cluster_cpu if mode == "dask" else 0)
                     problems = [f"{r.student}: {r.problem}" for r in results if r.problem]
                     scores[name] = cell_scores(url, assignment)
                     connections = pg.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
                                            name)[0][0]
                     run = {"seconds": seconds, "cpu": cpu, "n": len(results), "stats": stats, "problems": problems,
-                           "connections": connections}
+                           "connections": connections, "peak_connections": peak.peak}
                     runs[mode].append(run)
                     line = (f"{name:7s} {seconds:6.1f} s  {len(results) / seconds * 60:5.1f} submissions/min  "
                             f"CPU {cpu / len(results):5.2f} s/submission")
                     if stats:
                         line += (f"  (on the workers {statistics.fmean(s.cpu_seconds for s in stats):.2f} s, "
                                  f"driver {statistics.fmean(s.driver_seconds for s in stats) * 1000:.0f} ms)")
+                    line += f"  gradebook connections at most {peak.peak}"
                     print(line + (f"  PROBLEMS: {problems}" if problems else ""), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

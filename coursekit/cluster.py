@@ -147,7 +147,7 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
     autograded/ in course_root. Raises ClusterError (EnvironmentMismatch) before grading anything when the cluster
     cannot grade this class.
     """
-    from distributed import Client, as_completed
+    from distributed import as_completed
 
     from . import grading
 
