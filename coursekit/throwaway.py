@@ -228,7 +228,9 @@ def dask_cluster(workers: int = 2, env: dict | None = None, timeout: float = 120
             cluster.add_worker(f"worker-{number + 1}", env=env, timeout=timeout)
         yield cluster
     finally:
-        _stop_process_tree(*(cluster.workers if cluster else []))  # the workers at once, then the scheduler
+        # The workers at once (SIGKILL what is left after 5 s: nothing of a throwaway cluster is worth waiting for),
+        # then the scheduler.
+        _stop_process_tree(*(cluster.workers if cluster else []), grace=5)
         _stop_process_tree(scheduler)
         shutil.rmtree(folder, ignore_errors=True)
 
