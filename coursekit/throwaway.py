@@ -130,7 +130,7 @@ def postgres_server(startup_timeout: float = 60):
         if started:
             subprocess.run([pg_bin / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True,
                            env=env, cwd=root, **unprivileged)
-        shutil.rmtree(root, ignore_errors=True)
+        _remove(root)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -232,7 +232,16 @@ def dask_cluster(workers: int = 2, env: dict | None = None, timeout: float = 120
         # then the scheduler.
         _stop_process_tree(*(cluster.workers if cluster else []), grace=5)
         _stop_process_tree(scheduler)
+        _remove(folder)
+
+
+def _remove(folder: Path, attempts: int = 10):
+    """Delete a folder that a process which just stopped may still be writing into (a last log line, a pid file)."""
+    for _ in range(attempts):
         shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.5)
 
 
 def _stop_process_tree(*processes: subprocess.Popen, grace: float = 10):
