@@ -10,7 +10,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # The browser test drives the distribution's Chromium (never a browser downloaded by Playwright).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: start test build grade setup setup-dev browser postgres
+.PHONY: start test test-fast build grade setup setup-dev browser sandbox postgres
 
 # JUPYTER_CONFIG_PATH adds jupyter-student/: the student's JupyterLab, without nbgrader's instructor tools
 # (formgrader, Create Assignment, course list); Validate and the assignment list stay. Binder's `start` does the same.
@@ -19,8 +19,11 @@ start: setup  ## Start JupyterLab on the course's start page
 	exec $(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/start.ipynb \
 		--ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
-test: setup-dev browser postgres  ## Run the whole test suite (grading, generated folders, solutions with nbval, browser)
+test: setup-dev browser sandbox postgres  ## Run the whole test suite (grading, generated folders, solutions with nbval, browser)
 	$(BIN)/python -m pytest tests --nbval solutions --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+test-fast: setup-dev  ## The unit layer only: no kernel, nbgrader run or browser (the tests marked slow are skipped)
+	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 build: setup-dev  ## Rebuild release/ and solutions/ from source/ (never edit those two by hand)
 	$(BIN)/python -m coursekit build
@@ -45,6 +48,14 @@ browser:
 	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing Debian's chromium for the browser test (apt-get, about 20 s)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+# Grading runs every student's kernel in a bubblewrap sandbox (coursekit/sandbox.py): Debian's bubblewrap, installed
+# with apt-get when it is missing and we may (root). Otherwise grading says how to install it.
+sandbox:
+	@if ! command -v bwrap >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's bubblewrap for the grading sandbox (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
 	fi
 
 # Debian's PostgreSQL server binaries (initdb, pg_ctl), installed with apt-get when missing and we may (root: CI,

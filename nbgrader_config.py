@@ -1,5 +1,4 @@
 """nbgrader settings for this course. The course root is this folder (source/, release/, ...)."""
-import os
 import sys
 import warnings
 
@@ -24,12 +23,14 @@ c.Execute.extra_arguments = ["--InteractiveShell.xmode=Plain"]
 # Students delete or merge test cells by accident: put every graded cell back from the source.
 # nbgrader's own restore fails when the deleted cell follows a locked setup cell; coursekit's handles both.
 c.OverwriteCells.add_missing_cells = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the course's own tooling, coursekit/
+# The course's preprocessors are in coursekit, installed into the environment (`make setup-dev`: pip install -e .).
+# Grading without them would let a student's skip tag earn full marks: stop here instead.
 try:
     import coursekit.preprocessors  # noqa: F401 (instructor tooling: the student copy has its own config)
     import coursekit.restore_cells  # noqa: F401
-except ImportError:
-    pass
+except ImportError as error:
+    raise ImportError(f"nbgrader_config.py: cannot load the course's preprocessors ({error}); install the course's "
+                      "tooling into this environment with `make setup-dev` (pip install -e .)") from error
 else:
     # nbgrader's own list, with two fixes: a copied graded cell and a deleted cell after a locked setup cell
     # each made nbgrader 0.9.6 give up on the whole notebook. KeepCourseSkipTags: only the cells source/ tags

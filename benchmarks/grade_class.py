@@ -4,7 +4,8 @@
 
 Builds a course folder with every assignment (default: all three) and a class of --students students who each
 hand in every notebook, made from the course's own notebooks and realistic answers (coursekit.submissions):
-about 45 % correct, 40 % with one realistic wrong answer (tests/wrong_answers/), 10 % with two, 5 % blank.
+about 45 % correct, 40 % with one realistic wrong answer (tests/wrong_answers/), 10 % with two, 5 % blank
+(coursekit.testing).
 Two copies of that folder are graded in the same run, one after the other:
 
 - plain:    `nbgrader autograde ASSIGNMENT --force` per assignment (one process, students one after another);
@@ -36,12 +37,14 @@ import psutil
 from nbgrader.api import Gradebook
 
 from coursekit import assignments as course_assignments
-from coursekit import submissions as subs
-from coursekit.grading import grade_assignment, make_course_folder
+from coursekit import testing as subs
+from coursekit.grading import Grading, grade_assignment
 from coursekit.nbgrader_cli import ENV_WITH_VENV
-from coursekit.preprocessors import TIMING_LOG
+from coursekit.testing import COURSE_ROOT, make_course_folder
 
-TIMING = re.compile(rf"{TIMING_LOG}: kernel start/stop ([\d.]+) s, cells ([\d.]+) s")
+# Plain `nbgrader autograde` gives nothing but its log: GuardedExecute's timing record (coursekit.outcomes.Timing)
+# is read back from the words it logs. coursekit grade's results carry the records themselves.
+TIMING = re.compile(r"coursekit: timing \S*: kernel start/stop ([\d.]+) s, cells ([\d.]+) s")
 
 
 class PeakMemory:
@@ -136,9 +139,9 @@ def run_parallel(course: Path, assignment: str, jobs: int) -> dict:
     cpu, own_cpu = children_cpu(), sum(me.cpu_times()[:2])
     started = time.perf_counter()
     with PeakMemory(me, baseline=me.memory_info().rss) as memory:
-        results = grade_assignment(course, assignment, jobs=jobs)
+        results = grade_assignment(course, assignment, settings=Grading(jobs=jobs))
     seconds = time.perf_counter() - started
-    split = [(float(k), float(c)) for r in results for k, c in TIMING.findall(r.log)]
+    split = [(t.kernel_seconds, t.cells_seconds) for r in results for t in r.timings]
     return {"seconds": seconds, "peak": memory.peak, "split": split,
             "cpu": children_cpu() - cpu + sum(me.cpu_times()[:2]) - own_cpu,
             "locked": sum(r.log.count("database is locked") for r in results),
@@ -153,7 +156,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, default=None, help="keep the course folders here")
     args = parser.parse_args(argv)
-    assignments = args.assignments or course_assignments()
+    assignments = args.assignments or course_assignments(COURSE_ROOT)
 
     scratch = Path(args.keep or tempfile.mkdtemp(prefix="grade-class-"))
     scratch.mkdir(parents=True, exist_ok=True)

@@ -15,18 +15,20 @@ import tempfile
 import time
 
 import nbformat
+import psutil
 from nbclient import NotebookClient
 
-from coursekit import COURSE_ROOT, assignments
+from coursekit import assignments
+from coursekit.testing import COURSE_ROOT
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
+    """User + system CPU time of a process so far (NaN when it is gone)."""
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
 
 
 def run_once(path) -> tuple[float, float, float, list[tuple[float, str, bool]]]:
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per notebook (default 3)")
     parser.add_argument("--budget", type=float, default=10.0, help="seconds a notebook may take (default 10)")
     args = parser.parse_args(argv)
-    names = args.assignments or [a for a in assignments() if (COURSE_ROOT / "solutions" / a).is_dir()]
+    names = args.assignments or [a for a in assignments(COURSE_ROOT) if (COURSE_ROOT / "solutions" / a).is_dir()]
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     over = []
     for name in names:

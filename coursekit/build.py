@@ -2,19 +2,19 @@
 
 release/ and solutions/ are generated: never edit them by hand, run `python -m coursekit build`.
 """
-import json
-import shutil
 import tempfile
 from pathlib import Path
 
-from . import COURSE_ROOT, assignments
+from . import assignments
 from .nbgrader_cli import nbgrader
 
 # nbclient's own skip tag, which no course cell carries: every cell runs.
 RUN_EVERY_CELL = "--Execute.skip_cells_with_tag=skip-execution"
+# No execution timestamps in the cells' metadata: they differ from run to run and teach nothing.
+NO_TIMESTAMPS = "--Execute.record_timing=False"
 
 
-def build(course_root: Path = COURSE_ROOT, only: list[str] | None = None) -> list[str]:
+def build(course_root: Path, only: list[str] | None = None) -> list[str]:
     """Generate release/<a>/ and solutions/<a>/ for each assignment (all, or those in `only`).
 
     A throwaway gradebook is used, so the result depends on source/ alone, not on a local gradebook.db.
@@ -29,15 +29,6 @@ def build(course_root: Path = COURSE_ROOT, only: list[str] | None = None) -> lis
                 raise FileNotFoundError(f"no such assignment: source/{assignment}/")
             nbgrader(course_root, "generate_assignment", assignment, "--force", db)
             # Grading skips the demo cells (nbgrader_config.py); the solutions show them run, plots included.
-            nbgrader(course_root, "generate_solution", assignment, "--force", db, RUN_EVERY_CELL)
-            for notebook in (course_root / "solutions" / assignment).glob("*.ipynb"):
-                _make_reproducible(notebook)
+            nbgrader(course_root, "generate_solution", assignment, "--force", db, RUN_EVERY_CELL, NO_TIMESTAMPS)
     return todo
 
-
-def _make_reproducible(notebook: Path) -> None:
-    """Drop what differs from run to run but teaches nothing (execution timestamps in cell metadata)."""
-    nb = json.loads(notebook.read_text())
-    for cell in nb["cells"]:
-        cell.get("metadata", {}).pop("execution", None)
-    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")

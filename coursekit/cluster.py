@@ -42,7 +42,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import COURSE_ROOT
+_CHECKOUT = Path(__file__).resolve().parent.parent  # the repository, when coursekit runs from a checkout
+from .outcomes import Problem, ProblemKind, SubmissionResult
+from .worker import WorkerDied, WorkerTimedOut
 
 # Packages whose versions decide a grade or whether the worker can run the task at all. requirements.txt's
 # packages (what students' kernels import) are added to these.
@@ -72,7 +74,7 @@ class EnvironmentMismatch(ClusterError):
 
 def checked_packages() -> list[str]:
     names = list(CHECKED_PACKAGES)
-    requirements = COURSE_ROOT / "requirements.txt"
+    requirements = _CHECKOUT / "requirements.txt"
     if requirements.exists():
         for line in requirements.read_text().splitlines():
             match = re.match(r"\s*([A-Za-z0-9_.-]+)", line)
@@ -103,8 +105,15 @@ def differences(expected: dict[str, str], found: dict[str, str]) -> list[str]:
             for name, version in expected.items() if found.get(name) != version]
 
 
-def check_workers(client, expected: dict[str, str], packages: list[str]) -> int:
-    """Raise EnvironmentMismatch unless every worker's environment equals `expected`; returns the worker count."""
+def _sandbox_unavailable() -> str | None:
+    from . import sandbox
+
+    return sandbox.unavailable_reason()
+
+
+def check_workers(client, expected: dict[str, str], packages: list[str], check_sandbox: bool = True) -> int:
+    """Raise EnvironmentMismatch unless every worker's environment equals `expected` (and, with check_sandbox, every
+    worker can run the kernel sandbox); returns the worker count."""
     try:
         found = client.run(environment, packages)
     except Exception as error:  # typically: coursekit is not importable on a worker
@@ -118,6 +127,13 @@ def check_workers(client, expected: dict[str, str], packages: list[str]) -> int:
             f"{len(wrong)} of {len(found)} Dask worker(s) have another environment than this machine; nothing was "
             "graded. Install the same versions on the workers (requirements.txt, requirements-dev.txt's grading "
             "extras and this coursekit):\n" + "\n".join(lines))
+    if check_sandbox:
+        unsandboxed = {worker: reason for worker, reason in client.run(_sandbox_unavailable).items() if reason}
+        if unsandboxed:
+            raise EnvironmentMismatch(
+                f"{len(unsandboxed)} of {len(found)} Dask worker(s) cannot run the students' kernels in the sandbox "
+                "(coursekit.sandbox); nothing was graded:\n"
+                + "\n".join(f"  {worker}: {reason}" for worker, reason in sorted(unsandboxed.items())))
     return len(found)
 
 
@@ -136,14 +152,14 @@ class TaskStats:
     driver_seconds: float = 0.0  # the driver's share: receiving the result, writing autograded/, the checks
 
 
-def grade_on_dask(course_root: Path, assignment: str, students: list[str], address,
-                  db_url: str | None = None, cell_timeout: int | None = None, progress=None,
+def grade_on_dask(course_root: Path, assignment: str, students: list[str], address, settings=None, progress=None,
                   stats: list[TaskStats] | None = None, connect_timeout: float = 60):
     """Grade `students`' submissions of `assignment` on a Dask cluster: `address` is its scheduler's address, or
     "local:N" (start N local worker processes for this run), or a connected distributed.Client (Dask Gateway's
     `cluster.get_client()`, a dask-jobqueue or dask-kubernetes cluster's), which stays open.
 
-    Returns coursekit.grading.SubmissionResult's in the order of `students`, as grade_assignment does; writes
+    settings: coursekit.grading.Grading (cell timeout, gradebook, sandbox, deadline), as for a local run.
+    Returns coursekit.outcomes.SubmissionResult's in the order of `students`, as grade_assignment does; writes
     autograded/ in course_root. Raises ClusterError (EnvironmentMismatch) before grading anything when the cluster
     cannot grade this class.
     """
@@ -151,16 +167,18 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
 
     from . import grading
 
+    settings = settings or grading.Grading()
     course_root = Path(course_root).resolve()
-    db_url, course_id = _gradebook_of(course_root, db_url)
+    db_url, course_id = _gradebook_of(course_root, settings.db_url)
     local = isinstance(address, str) and address.startswith("local:")
     if db_url.startswith("sqlite") and not local:
         raise ClusterError(f"the gradebook is a SQLite file ({db_url}), which Dask workers on other machines cannot "
                            "write: give a PostgreSQL gradebook, --db postgresql+psycopg://USER:PASSWORD@HOST/DB "
                            "(see README, 'Grading on a cluster')")
     _check_gradebook(db_url, course_id, assignment)
-    notebooks = sorted(p.name for p in (course_root / "source" / assignment).glob("*.ipynb"))
-    deadline = grading.NOTEBOOK_DEADLINE * max(1, len(notebooks)) + 60
+    deadline = settings.deadline_for(len(list((course_root / "source" / assignment).glob("*.ipynb"))))
+    setup = settings.worker_setup()  # what a local worker process gets, with the gradebook made explicit
+    setup.config.CourseDirectory.db_url = db_url
     packages = checked_packages()
     expected = environment(packages)
     run_id = uuid.uuid4().hex[:12]
@@ -171,7 +189,7 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
             client.wait_for_workers(1, timeout=connect_timeout)
         except TimeoutError:
             raise ClusterError(f"no Dask worker joined the scheduler within {connect_timeout:.0f} s") from None
-        check_workers(client, expected, packages)
+        check_workers(client, expected, packages, check_sandbox=not settings.unsafe_no_sandbox)
 
         course = _course_files(course_root, assignment)
         course_key = "coursekit-course-" + hashlib.sha256(
@@ -183,7 +201,7 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
             for student in students:
                 futures[client.submit(
                     grade_submission, course_future, course_key, assignment, student,
-                    _submission_files(course_root, assignment, student), db_url, course_id, cell_timeout, deadline,
+                    _submission_files(course_root, assignment, student), setup, course_id, deadline,
                     expected, packages, run_id, key=f"coursekit-grade-{run_id}-{student}", pure=False)] = student
             for future in as_completed(futures):
                 student = futures[future]
@@ -217,15 +235,15 @@ def _result(future, course_root: Path, assignment: str, student: str, deadline: 
     except KilledWorker as error:
         answered.died = f"every Dask worker that ran it died ({str(error).splitlines()[0][:300]})"
     except Exception as error:  # a bug of ours on the worker must not lose the rest of the class
-        return grading.SubmissionResult(student, problem=f"grading failed: {type(error).__name__}: {error}")
+        return SubmissionResult(student, problem=Problem(ProblemKind.GRADING_FAILED, f"{type(error).__name__}: {error}"))
     else:
         answered.answer, answered.timed_out = outcome["answer"], outcome["timed_out"]
         _write_autograded(course_root, assignment, student, outcome["autograded"])
         if stats is not None:
-            stats.append(TaskStats(student, outcome["worker"], outcome["answer"]["seconds"], outcome["cpu_seconds"]))
+            stats.append(TaskStats(student, outcome["worker"], outcome["answer"].seconds, outcome["cpu_seconds"]))
     result = grading._grade_with(answered, course_root, assignment, student, deadline)
     if answered.answer:
-        result.seconds = answered.answer["seconds"]
+        result.seconds = answered.answer.seconds
     return result
 
 
@@ -236,13 +254,11 @@ class _Answered:
     died = None
     timed_out = False
 
-    def grade(self, assignment, student, deadline):
-        from . import grading
-
+    def grade(self, job, deadline):
         if self.timed_out:
-            raise grading._WorkerTimedOut()
+            raise WorkerTimedOut()
         if self.died:
-            raise grading._WorkerDied(self.died)
+            raise WorkerDied(self.died)
         return self.answer
 
 
@@ -345,8 +361,8 @@ _my_environment: dict[str, str] | None = None
 
 
 def grade_submission(course: dict[str, bytes], course_key: str, assignment: str, student: str,
-                     files: dict[str, bytes], db_url: str, course_id: str, cell_timeout: int | None,
-                     deadline: float, expected: dict[str, str], packages: list[str], run_id: str) -> dict:
+                     files: dict[str, bytes], setup, course_id: str, deadline: float, expected: dict[str, str],
+                     packages: list[str], run_id: str) -> dict:
     """The task: grade one submission on this worker with coursekit.grade_worker.grade."""
     global _my_environment, _current_run
     from distributed import get_worker
@@ -357,10 +373,14 @@ def grade_submission(course: dict[str, bytes], course_key: str, assignment: str,
     if wrong:
         raise EnvironmentMismatch(f"worker {get_worker().address} has another environment than the driver; it graded "
                                   f"nothing: {'; '.join(wrong)}")
+    if not setup.config.GuardedExecute.get("unsafe_no_sandbox", False) and (reason := _sandbox_unavailable()):
+        raise EnvironmentMismatch(f"worker {get_worker().address} cannot sandbox the students' kernels; it graded "
+                                  f"nothing: {reason}")
+    db_url = setup.config.CourseDirectory.db_url
     with _lock:
         if run_id in _stopped_runs:
             raise ClusterError("this grading run was stopped")
-        folder, app = _app_for(course, course_key, db_url, cell_timeout)
+        folder, app = _app_for(course, course_key, setup)
         submitted = folder / "submitted" / student / assignment
         autograded = folder / "autograded" / student / assignment
         for stale in (submitted.parent, autograded.parent):
@@ -373,6 +393,7 @@ def grade_submission(course: dict[str, bytes], course_key: str, assignment: str,
             submitted.mkdir(parents=True, exist_ok=True)
 
         from .grade_worker import grade
+        from .worker import GradeJob
 
         timed_out = threading.Event()
         watchdog = threading.Timer(deadline, lambda: (timed_out.set(), _kill_kernels()))
@@ -384,7 +405,7 @@ def grade_submission(course: dict[str, bytes], course_key: str, assignment: str,
         try:
             with _submission_lock(db_url, course_id, assignment, student):
                 watchdog.start()
-                answer = grade(app, assignment, student)
+                answer = grade(app, GradeJob(assignment, student))
         finally:
             watchdog.cancel()
             _current_run = None
@@ -400,13 +421,13 @@ def grade_submission(course: dict[str, bytes], course_key: str, assignment: str,
         return result
 
 
-def _app_for(course: dict[str, bytes], course_key: str, db_url: str, cell_timeout: int | None):
-    """This worker's nbgrader Autograde app for a course, gradebook and timeout, loaded once (in its own folder)."""
-    from types import SimpleNamespace
+def _app_for(course: dict[str, bytes], course_key: str, setup):
+    """This worker's nbgrader Autograde app for a course and settings, loaded once (in its own folder)."""
+    import pickle
 
-    from .grade_worker import _autograde_app
+    from .grade_worker import autograde_app
 
-    key = (course_key, db_url, cell_timeout)
+    key = (course_key, hashlib.sha256(pickle.dumps(setup)).hexdigest())
     if key not in _apps:
         from distributed import get_worker
 
@@ -419,7 +440,7 @@ def _app_for(course: dict[str, bytes], course_key: str, db_url: str, cell_timeou
         previous = os.getcwd()
         os.chdir(folder)  # nbgrader reads nbgrader_config.py from, and roots the course at, the working folder
         try:
-            app = _autograde_app(SimpleNamespace(db=db_url, timeout=cell_timeout))
+            app = autograde_app(setup)
             app.coursedir.root = str(folder)
         finally:
             os.chdir(previous)

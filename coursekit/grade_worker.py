@@ -1,115 +1,144 @@
-"""A grading worker process: `python -m coursekit.grade_worker [--db URL] [--timeout N]`, run in a course folder.
+"""A grading worker process: `python -m coursekit.grade_worker FD`, run in a course folder by coursekit.grading.
 
-It loads nbgrader and the course's nbgrader_config.py once, then reads jobs from stdin, one JSON object per line
-({"assignment": ..., "student": ...}), and for each runs nbgrader's Autograde converter in this process: the same
-code, configuration and gradebook writes as `nbgrader autograde ASSIGNMENT --student STUDENT --force`, without
-paying for a new Python process and nbgrader's imports per student. After each job it answers one JSON line:
-{"student", "success", "log", "scores", "max_scores", "seconds"}.
+It loads nbgrader and the course's nbgrader_config.py once, then grades one job at a time with nbgrader's own
+Autograde converter in this process: the same code, configuration and gradebook writes as
+`nbgrader autograde ASSIGNMENT --student STUDENT --force`, without paying for a new Python process and nbgrader's
+imports per student. The protocol (over file descriptor FD) is in coursekit.worker.
 
-coursekit.grading starts one worker per parallel job, restarts a worker that dies, and kills one that runs past
-its deadline (with its kernels).
+Each answer is typed: the scores as the gradebook holds them, the problem classified from what this process holds
+(the exception nbgrader stopped on, the graded notebooks in memory, the preprocessors' records), and the changes
+grading put right as the course's preprocessors reported them.
+
+nbgrader workarounds here, and what would make each removable:
+- `CourseAutograde` keeps the exception and the graded notebooks that nbgrader 0.9.6's converter catches and logs
+  but does not return (`convert_notebooks` turns every failure into a log line and one NbGraderException).
+  Removable if a nbgrader release returns per-notebook outcomes.
+- `with_busy_timeout`: nbgrader 0.9.6's Gradebook opens SQLite with pysqlite's 5 s lock timeout and no setting for
+  it. Removable if a release lets the gradebook take connection arguments.
 """
-import argparse
-import json
+import contextlib
+import io
 import logging
-import os
 import re
 import sys
 import time
 import traceback
+from multiprocessing.connection import Connection
 
-# Waiting this long for a write lock on a SQLite gradebook is fine; failing with "database is locked" is not.
-SQLITE_BUSY_TIMEOUT = 120
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.apps import AutogradeApp
+from nbgrader.converters import Autograde
+from tornado.log import LogFormatter
+
+from . import diagnosis, outcomes
+from .outcomes import CellChange, Problem, Timing
+from .worker import GradeJob, WorkerAnswer, WorkerSetup, serve
 
 
-def with_busy_timeout(db_url: str) -> str:
-    """A SQLite URL waits up to SQLITE_BUSY_TIMEOUT s for another writer (pysqlite's default is 5 s)."""
+def with_busy_timeout(db_url: str, seconds: float) -> str:
+    """A SQLite URL waits up to `seconds` for another writer (pysqlite's default is 5 s)."""
     if not db_url.startswith("sqlite") or re.search(r"[?&]timeout=", db_url):
         return db_url
-    return f"{db_url}{'&' if '?' in db_url else '?'}timeout={SQLITE_BUSY_TIMEOUT}"
+    return f"{db_url}{'&' if '?' in db_url else '?'}timeout={seconds:g}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m coursekit.grade_worker")
-    parser.add_argument("--db", default=None, help="gradebook URL (default: nbgrader_config.py's db_url)")
-    parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: nbgrader_config.py)")
-    args = parser.parse_args(argv)
-
-    # Answers go through a private copy of stdout; whatever else writes to file descriptor 1 (a kernel, a
-    # library) ends up on stderr and cannot corrupt the protocol.
-    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    if "COURSEKIT_PYTHONPATH" in os.environ:  # kernels get the environment `nbgrader autograde` would give them
-        original = os.environ.pop("COURSEKIT_PYTHONPATH")
-        if original:
-            os.environ["PYTHONPATH"] = original
-        else:
-            os.environ.pop("PYTHONPATH", None)
-
-    app = _autograde_app(args)
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        job = json.loads(line)
-        try:
-            answer = grade(app, job["assignment"], job["student"])
-        except Exception:  # nbgrader itself failed outside a notebook: report it, stay alive for the next job
-            answer = {"student": job["student"], "success": False, "log": traceback.format_exc(),
-                      "scores": {}, "max_scores": {}, "seconds": 0.0}
-        answers.write(json.dumps(answer) + "\n")
-        answers.flush()
+    argv = sys.argv[1:] if argv is None else argv
+    serve(Connection(int(argv[0])), autograde_app, grade)
     return 0
 
 
-def _autograde_app(args):
-    """nbgrader's autograde application, configured exactly as the command line would be."""
-    from nbgrader.apps import AutogradeApp
-
-    argv = ["--force"]
-    if args.timeout is not None:
-        argv.append(f"--Execute.timeout={args.timeout}")
+def autograde_app(setup: WorkerSetup):
+    """nbgrader's autograde application: the course's nbgrader_config.py, then the settings coursekit passed."""
     app = AutogradeApp()
-    app.initialize(argv)
+    app.initialize(["--force"])
+    app.update_config(setup.config)
+    app.coursedir.update_config(setup.config)
     app.log.setLevel(logging.INFO)  # as the command line shows it; DEBUG would format every kernel message
-    app.coursedir.db_url = with_busy_timeout(args.db or app.coursedir.db_url)
+    app.coursedir.db_url = with_busy_timeout(app.coursedir.db_url, setup.sqlite_busy_timeout)
     return app
 
 
-def grade(app, assignment: str, student: str) -> dict:
-    from nbgrader.converters import Autograde
-    from nbgrader.utils import capture_log
-
+def grade(app, job: GradeJob) -> WorkerAnswer:
+    """Autograde one student's submission; never raises (an error of nbgrader's is this student's problem)."""
     started = time.perf_counter()
-    app.coursedir.assignment_id = assignment
-    app.coursedir.student_id = student
-    converter = Autograde(coursedir=app.coursedir, parent=app)
-    outcome = capture_log(converter)
-    answer = {"student": student, "success": outcome["success"],
-              "log": outcome.get("log", "") + outcome.get("error", "")}
-    answer.update(read_scores(app.coursedir.db_url, app.coursedir.course_id, assignment, student))
-    answer["seconds"] = time.perf_counter() - started
+    outcomes.drain(object)  # nothing left over from a previous job
+    answer = WorkerAnswer(job.student)
+    try:
+        answer.log, failure, graded = _autograde(app, job)
+        answer.scores, answer.max_scores = read_scores(app.coursedir.db_url, app.coursedir.course_id,
+                                                       job.assignment, job.student)
+    except Exception as error:  # nbgrader itself failed outside a notebook (or the gradebook did)
+        failure, graded = error, []
+        answer.log += traceback.format_exc()
+    answer.problem = diagnosis.classify(outcomes.drain(Problem), failure, graded)
+    answer.changes = outcomes.drain(CellChange)
+    answer.timings = outcomes.drain(Timing)
+    answer.seconds = time.perf_counter() - started
     return answer
 
 
-def read_scores(db_url: str, course_id: str, assignment: str, student: str) -> dict:
-    """Automatic scores of the student's test cells, as nbgrader's gradebook holds them now."""
-    from nbgrader.api import Gradebook, MissingEntry
+class CourseAutograde(Autograde):
+    """nbgrader's Autograde, keeping what it already has in hand: the first error, each graded notebook."""
 
+    def init_assignment(self, assignment_id, student_id):
+        with self._keep_failure():
+            return super().init_assignment(assignment_id, student_id)
+
+    def convert_single_notebook(self, notebook_filename):
+        with self._keep_failure():
+            return super().convert_single_notebook(notebook_filename)
+
+    def write_single_notebook(self, output, resources):
+        if not self._sanitizing:  # the second pass: the executed, graded notebook
+            self.graded.append(nbformat.reads(output, as_version=4))
+        return super().write_single_notebook(output, resources)
+
+    @contextlib.contextmanager
+    def _keep_failure(self):
+        try:
+            yield
+        except Exception as error:
+            self.failure = self.failure or error
+            raise
+
+
+def _autograde(app, job: GradeJob):
+    """Run nbgrader's Autograde for one student: (its log, the first exception it stopped on, graded notebooks)."""
+    app.coursedir.assignment_id = job.assignment
+    app.coursedir.student_id = job.student
+    converter = CourseAutograde(coursedir=app.coursedir, parent=app)
+    converter.failure, converter.graded = None, []
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(LogFormatter(fmt="[%(levelname)s] %(message)s"))
+    converter.log.addHandler(handler)
+    try:
+        converter.start()
+    except Exception as error:
+        converter.failure = converter.failure or error
+        buffer.write(traceback.format_exc())
+    finally:
+        converter.log.removeHandler(handler)
+    return buffer.getvalue(), converter.failure, converter.graded
+
+
+def read_scores(db_url: str, course_id: str, assignment: str, student: str) -> tuple[dict, dict]:
+    """Automatic scores and points of the student's autograded test cells, as nbgrader's gradebook holds them now."""
     scores, max_scores = {}, {}
     with Gradebook(db_url, course_id) as gradebook:
         try:
             submission = gradebook.find_submission(assignment, student)
         except MissingEntry:
-            return {"scores": scores, "max_scores": max_scores}
+            return scores, max_scores
         for notebook in submission.notebooks:
             for grade in notebook.grades:
                 if grade.cell.cell_type != "code":  # manually graded prose answers are not autograded
                     continue
                 max_scores[grade.name] = grade.max_score
                 scores[grade.name] = grade.auto_score or 0.0
-    return {"scores": scores, "max_scores": max_scores}
+    return scores, max_scores
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
-"""What grading a submission can go wrong with, as typed values rather than strings to parse.
+"""What grading a submission gives and can go wrong with, as typed values rather than strings to parse.
 
 The course's preprocessors run inside nbgrader's Autograde converter, which returns no result of theirs to the
-caller. So a preprocessor that notices a problem (a cell cut for printing too much, a student's code that tampered
-with grading) calls `report(problem)`: the problem is logged in words, for `nbgrader autograde`'s console, and kept
-in this process's `reported` list, which coursekit's grading worker drains after each submission.
+caller. So a preprocessor that notices something calls `report(record)`: a `Problem` (a cell cut for printing too
+much, a student's code that tampered with grading), a `CellChange` (a locked cell the gradebook put back, a copied
+or retyped cell) or a `Timing`. The record is logged in words, for `nbgrader autograde`'s console, and kept in this
+process's `reported` list, which coursekit's grading worker drains after each submission (`drain`).
+
+`SubmissionResult` is what `coursekit grade` returns per student, built from these records and from what the
+worker holds in memory (the exception nbgrader stopped on, the graded notebooks).
 """
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -32,21 +36,98 @@ class Problem:
     cells: tuple[str, ...] = ()  # grade ids (or #n) of the cells concerned, when it is about cells
 
     def __str__(self) -> str:
-        return f"{self.kind.value}: {self.detail}"
+        # A problem about cells names them first: "timed out: cell(s) q1, q2 ran too long ...".
+        cells = f"cell(s) {', '.join(self.cells)} " if self.cells else ""
+        return f"{self.kind.value}: {cells}{self.detail}"
 
 
-# Problems reported in this process since the grading worker last drained them.
-reported: list[Problem] = []
+class ChangeKind(Enum):
+    """What a student did to the notebook's structure that grading put right, against the gradebook's master copy."""
+
+    COPIED = "copied"  # a graded or locked cell pasted again: only the last copy is graded (DeduplicateIds)
+    RETYPED = "retyped"  # a cell turned from code into markdown or back: graded as the master's type
+    EDITED = "edited"  # a locked cell whose source was changed: the master's source is put back
+    DELETED = "deleted"  # a graded or locked cell removed: put back from the master (RestoreMissingCells)
 
 
-def report(problem: Problem, log: logging.Logger | None = None) -> None:
-    """Record a problem for the grading worker and say it in the log (what `nbgrader autograde` users see)."""
-    reported.append(problem)
-    (log or logging.getLogger("coursekit")).warning("coursekit: %s", problem)
+@dataclass(frozen=True)
+class CellChange:
+    kind: ChangeKind
+    cell: str  # grade id
+    notebook: str = ""
+    was: str = ""  # RETYPED: the master's cell type
+    now: str = ""  # RETYPED: the type the student left
+
+    def __str__(self) -> str:
+        if self.kind is ChangeKind.RETYPED:
+            return f"cell {self.cell} was turned from {self.was} into {self.now}; it was graded as {self.was}"
+        return {ChangeKind.COPIED: f"cell {self.cell} was copied; only the last copy is graded",
+                ChangeKind.EDITED: f"locked cell {self.cell} was edited; put back before grading",
+                ChangeKind.DELETED: f"cell {self.cell} was deleted; put back before grading"}[self.kind]
 
 
-def drain() -> list[Problem]:
-    """The problems reported since the last call, oldest first."""
-    problems = reported[:]
-    reported.clear()
-    return problems
+@dataclass(frozen=True)
+class Timing:
+    """Where one notebook's grading time went (GuardedExecute)."""
+
+    notebook: str
+    kernel_seconds: float  # starting and stopping the kernel
+    cells_seconds: float  # running the cells
+
+    def __str__(self) -> str:
+        return f"timing {self.notebook}: kernel start/stop {self.kernel_seconds:.3f} s, cells {self.cells_seconds:.3f} s"
+
+
+Record = Problem | CellChange | Timing
+
+# Records reported in this process since the grading worker last drained them.
+reported: list[Record] = []
+
+
+def report(record: Record, log: logging.Logger | None = None) -> None:
+    """Record a problem (or a change, a timing) for the grading worker and say it in the log."""
+    reported.append(record)
+    level = logging.INFO if isinstance(record, Timing) else logging.WARNING
+    (log or logging.getLogger("coursekit")).log(level, "coursekit: %s", record)
+
+
+def drain(kind: type = Problem) -> list:
+    """The records of `kind` (problems by default; `object` for all) reported since the last call, oldest first."""
+    taken = [r for r in reported if isinstance(r, kind)]
+    reported[:] = [r for r in reported if not isinstance(r, kind)]
+    return taken
+
+
+@dataclass
+class SubmissionResult:
+    """What grading one student's submission gave."""
+
+    student: str
+    scores: dict[str, float] = field(default_factory=dict)  # grade cell id -> automatic score
+    max_scores: dict[str, float] = field(default_factory=dict)  # grade cell id -> points
+    problem: Problem | None = None  # why this submission could not be graded normally; None when all went well
+    changes: list[CellChange] = field(default_factory=list)  # what grading put right, as the preprocessors saw it
+    timings: list[Timing] = field(default_factory=list)  # one per graded notebook
+    seconds: float = 0.0
+    log: str = ""  # nbgrader's log for this submission, for a human who wants the details
+
+    @property
+    def score(self) -> float:
+        return sum(self.scores.values())
+
+    @property
+    def max_score(self) -> float:
+        return sum(self.max_scores.values())
+
+    @property
+    def restored_cells(self) -> list[str]:
+        """Locked and test cells the student edited or deleted, which grading put back from the gradebook."""
+        return list(dict.fromkeys(c.cell for c in self.changes if c.kind in (ChangeKind.EDITED, ChangeKind.DELETED)))
+
+    @property
+    def kernel_seconds(self) -> float:
+        return sum(t.kernel_seconds for t in self.timings)
+
+    @property
+    def cells_seconds(self) -> float:
+        return sum(t.cells_seconds for t in self.timings)

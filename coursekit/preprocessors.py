@@ -28,18 +28,26 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
-# The grader recognises these in nbgrader's log (see coursekit.grading).
-OUTPUT_CUT_LOG = "coursekit: output limit"
-TIMING_LOG = "coursekit: timing"
+from . import sandbox
+from .integrity import IntegrityChecks
+
+from .outcomes import CellChange, ChangeKind, Problem, ProblemKind, Timing, report
 
 OUTPUT_CUT_NOTE = ("[grader] This cell printed more than {limit} of output: the rest was dropped and the cell "
                    "was stopped.\n")
 
 
-class GuardedExecute(Execute):
-    """nbgrader's Execute, with a cap on what one cell may print, a memory limit, and a timing line in the log."""
+class GuardedExecute(IntegrityChecks, Execute):
+    """nbgrader's Execute, with its kernel in a sandbox, checks that no test cell's result was forged
+    (coursekit.integrity), a cap on what one cell may print, a memory limit, and a timing line in the log."""
+
+    check_integrity = Bool(
+        True,
+        help="Probe the kernel around every test cell (coursekit.integrity): hooks a student's code installed are "
+             "put back, and a test cell whose result cannot be trusted scores 0.",
+    ).tag(config=True)
 
     kernel_memory_limit = Integer(
         4 * 1024**3,
@@ -55,6 +63,27 @@ class GuardedExecute(Execute):
              "interrupted (-1: no limit).",
     ).tag(config=True)
 
+    unsafe_no_sandbox = Bool(
+        False,
+        help="Run grading kernels WITHOUT the bubblewrap sandbox (coursekit.sandbox): every submission then runs "
+             "with the grader's rights and can change grades or other students' files. Only for trusted work, "
+             "where no sandbox can run.",
+    ).tag(config=True)
+
+    def create_kernel_manager(self):
+        """nbclient's kernel manager, whose kernel the sandbox provisioner starts (unless unsafe_no_sandbox)."""
+        km = super().create_kernel_manager()
+        if self.unsafe_no_sandbox:
+            self.log.warning("coursekit: grading WITHOUT a sandbox (GuardedExecute.unsafe_no_sandbox)")
+            return km
+        reason = sandbox.unavailable_reason()
+        if reason:
+            raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
+        # jupyter_client starts a kernel with the provisioner its kernel spec names (the local one by default).
+        km.kernel_spec.metadata["kernel_provisioner"] = {
+            "provisioner_name": sandbox.PROVISIONER_NAME, "config": {"memory_limit": max(0, self.kernel_memory_limit)}}
+        return km
+
     def preprocess(self, nb, resources=None, km=None):
         self._output_sizes: dict[int, int] = {}
         self._cut_cells: set[int] = set()
@@ -64,9 +93,10 @@ class GuardedExecute(Execute):
         try:
             return super().preprocess(nb, resources, km)
         finally:
+            self.report_integrity((resources or {}).get("nbgrader", {}).get("notebook", "the notebook"))
             total = time.perf_counter() - started
-            self.log.info("%s: kernel start/stop %.3f s, cells %.3f s", TIMING_LOG, self._kernel_seconds,
-                          total - self._kernel_seconds)
+            notebook = (resources or {}).get("nbgrader", {}).get("notebook", "")
+            report(Timing(notebook, self._kernel_seconds, total - self._kernel_seconds), self.log)
 
     # Kernel start and stop: timed (the sync wrappers are what ExecutePreprocessor.preprocess calls).
     def start_new_kernel(self, **kwargs):
@@ -79,7 +109,12 @@ class GuardedExecute(Execute):
             self._kernel_seconds += time.perf_counter() - started
 
     def _limit_kernel_memory(self):
-        """Cap the new kernel's address space (Linux): a cell that allocates without end gets a MemoryError."""
+        """Cap the new kernel's address space (Linux): a cell that allocates without end gets a MemoryError.
+
+        Only without the sandbox: the sandbox sets its limits before the kernel starts.
+        """
+        if isinstance(getattr(self.km, "provisioner", None), sandbox.SandboxProvisioner):
+            return
         process = getattr(getattr(self.km, "provisioner", None), "process", None)  # a local kernel's Popen
         if self.kernel_memory_limit <= 0 or not hasattr(resource, "prlimit") or process is None:  # prlimit: Linux
             return
@@ -111,8 +146,8 @@ class GuardedExecute(Execute):
             return super().output(outs, msg, display_id, cell_index)
         self._cut_cells.add(cell_index)
         limit = _human_size(self.max_output_bytes)
-        self.log.warning("%s: cell %s printed more than %s; output dropped and the cell interrupted",
-                         OUTPUT_CUT_LOG, _cell_name(self.nb.cells[cell_index], cell_index), limit)
+        report(Problem(ProblemKind.TOO_MUCH_OUTPUT, f"printed more than {limit}; the output was cut and the cell stopped",
+                       cells=(_cell_name(self.nb.cells[cell_index], cell_index),)), self.log)
         # First output of the cell, so that nbgrader's LimitOutput (which keeps the first lines) keeps the note.
         outs.insert(0, NotebookNode(output_type="stream", name="stdout", text=OUTPUT_CUT_NOTE.format(limit=limit)))
         interrupt = asyncio.ensure_future(self._interrupt())
@@ -149,9 +184,13 @@ class DeduplicateCells(DeduplicateIds):
     """nbgrader's DeduplicateIds (the last copy of a cell keeps its grade id), leaving the others plain cells."""
 
     def preprocess_cell(self, cell, resources, index):
+        grade_id = _grade_id(cell)
         cell, resources = super().preprocess_cell(cell, resources, index)
         if "nbgrader" in cell.get("metadata", {}) and not cell.metadata.nbgrader:
             del cell.metadata["nbgrader"]
+            if grade_id:  # a copy that DeduplicateIds stripped (not a cell that came with empty metadata)
+                report(CellChange(ChangeKind.COPIED, grade_id, resources.get("nbgrader", {}).get("notebook", "")),
+                       self.log)
         return cell, resources
 
 

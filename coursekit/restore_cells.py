@@ -8,12 +8,45 @@ cell of the master notebook that is still there. Configured in nbgrader_config.p
 
 It also survives a copied cell: nbgrader's DeduplicateIds empties the nbgrader metadata of all but the last
 copy, and nbgrader's add_missing_task_cells then fails with KeyError 'grade_id' (the notebook goes ungraded).
+
+And it says what it put right, as typed records (coursekit.outcomes.CellChange) for the grading report: the
+gradebook's master copy is the one source of truth for what a student changed. A locked cell counts as edited
+when its source differs from the released one, the master's with its hidden tests removed (nbgrader's own
+checksum warning also fires for every untouched cell with hidden tests: nbgrader issue 1961).
+
+Removable once a nbgrader release restores a deleted cell whatever cell precedes it and skips emptied metadata in
+add_missing_task_cells (both fail in 0.9.6, the newest release when this was written); the change records would
+then move to a small OverwriteCells subclass.
 """
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import OverwriteCells
+from nbgrader.preprocessors import ClearHiddenTests, OverwriteCells
+
+from .outcomes import CellChange, ChangeKind, report
 
 
 class RestoreMissingCells(OverwriteCells):
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        """nbgrader's check of one cell against the gradebook, reporting a locked cell whose source it put back."""
+        submitted = cell.get("source", "")
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if cell.get("source", "") != submitted and self._released_source(cell) != submitted:
+            self._report(ChangeKind.EDITED, cell.metadata.nbgrader["grade_id"])
+        return cell, resources
+
+    def _released_source(self, cell) -> str:
+        """The source students received: the master's, without its hidden tests (nbgrader's ClearHiddenTests)."""
+        released = NotebookNode(cell_type=cell.cell_type, source=cell.source, metadata={})
+        ClearHiddenTests(parent=self)._remove_hidden_test_region(released)
+        return released.source
+
+    def report_change(self, name, attr, old, new):
+        super().report_change(name, attr, old, new)
+        if attr == "cell_type":
+            self._report(ChangeKind.RETYPED, name, was=old, now=new)
+
+    def _report(self, kind: ChangeKind, grade_id: str, **details) -> None:
+        report(CellChange(kind, grade_id, self.notebook_id, **details), self.log)
 
     def add_missing_grade_cells(self, nb, resources):
         source_notebook = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
@@ -32,6 +65,7 @@ class RestoreMissingCells(OverwriteCells):
             else:
                 continue
             self.log.warning("Missing cell %s encountered, adding it back to the notebook", source_cell.name)
+            self._report(ChangeKind.DELETED, source_cell.name)
             nb.cells.insert(_insert_position(nb, source_cells[:position]), cell)
         return nb, resources
 
@@ -42,6 +76,7 @@ class RestoreMissingCells(OverwriteCells):
         present = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in nb.cells}
         for task_cell in source_notebook.task_cells:
             if task_cell.name not in present:
+                self._report(ChangeKind.DELETED, task_cell.name)
                 nb.cells.append(self.missing_cell_transform(source_cells[task_cell.name], task_cell.max_score,
                                                             is_task=True))
         return nb, resources

@@ -1,13 +1,12 @@
 """Shared fixtures. The expensive part, autograding a class of submissions, runs once per assignment."""
-import copy
-
 import pytest
 
-from coursekit import COURSE_ROOT, assignments
-from coursekit import submissions as subs
-from coursekit.grading import grade_assignment, make_course_folder
+from coursekit import assignments
+from coursekit import testing as subs
+from coursekit.grading import Grading, grade_assignment
+from coursekit.testing import COURSE_ROOT, make_course_folder
 
-ASSIGNMENTS = assignments()
+ASSIGNMENTS = assignments(COURSE_ROOT)
 
 # A cell may run this long before it is interrupted: generous for correct work on a loaded CI machine.
 # (Submissions that loop, hang or kill their kernel are graded once, in tests/test_bad_submissions.py.)
@@ -15,15 +14,6 @@ CELL_TIMEOUT = 20
 
 # Tags that make a cell skip execution: nbclient's default, and the course's for its demo cells.
 SKIP_TAGS = ["skip-execution", "skip-when-grading"]
-
-
-def with_test_cells_tagged(notebook: dict, tags: list[str]) -> dict:
-    """A student who tagged every test cell (JupyterLab's property inspector) so that grading would skip it."""
-    result = copy.deepcopy(notebook)
-    for cell in result["cells"]:
-        if subs.is_test(cell):
-            cell["metadata"]["tags"] = cell["metadata"].get("tags", []) + tags
-    return result
 
 
 def class_of_submissions(assignment: str) -> dict[str, dict | str | None]:
@@ -38,7 +28,7 @@ def class_of_submissions(assignment: str) -> dict[str, dict | str | None]:
         "blank-tests-deleted": subs.with_test_cells_deleted(blank),
         "correct-tests-edited-to-pass": subs.with_test_cells_replaced(correct, "pass"),
         "correct-tests-deleted": subs.with_test_cells_deleted(correct),
-        "blank-tests-tagged-to-skip": with_test_cells_tagged(blank, SKIP_TAGS),
+        "blank-tests-tagged-to-skip": subs.with_test_cells_tagged(blank, SKIP_TAGS),
         "malformed-json": '{"cells": [ {"cell_type": "code", ',
         "missing-notebook": None,
     }
@@ -55,13 +45,9 @@ class GradedClass:
         self.assignment = assignment
         self.course = make_course_folder(tmp_path_factory.mktemp(assignment), [assignment])
         self.submitted = class_of_submissions(assignment)
-        for student, notebook in self.submitted.items():
-            if notebook is None:  # a student folder without the notebook in it
-                (self.course / "submitted" / student / assignment).mkdir(parents=True)
-            else:
-                subs.write_submission(self.course, student, assignment, notebook)
+        subs.write_class(self.course, assignment, self.submitted)
         self.results = {r.student: r for r in
-                        grade_assignment(self.course, assignment, jobs=2, cell_timeout=CELL_TIMEOUT)}
+                        grade_assignment(self.course, assignment, settings=Grading(jobs=2, cell_timeout=CELL_TIMEOUT))}
         self.exercises = subs.autograded_exercises(subs.blank_submission(assignment))
 
     def __getitem__(self, student):
@@ -79,3 +65,13 @@ def graded_class(tmp_path_factory):
         return cache[assignment]
 
     return get
+
+
+# Fixtures whose tests start kernels: their tests are `slow` (the quick inner loop is `pytest -m "not slow"`).
+SLOW_FIXTURES = {"graded_class", "rebuilt", "hostile_class"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import COURSE_ROOT
-from coursekit import submissions as subs
+from coursekit.testing import COURSE_ROOT
+from coursekit import testing as subs
+
+pytestmark = pytest.mark.slow  # starts JupyterLab: skipped by `-m "not slow"`
 
 ARTIFACTS = COURSE_ROOT / "artifacts" / "browser"
 SECTION = "01-async-database"

@@ -30,11 +30,15 @@ import psutil
 import pytest
 from nbgrader.api import Gradebook
 
-from coursekit import COURSE_ROOT, cluster
-from coursekit import submissions as subs
-from coursekit.grading import make_course_folder
+from coursekit import cluster
+from coursekit import testing as subs
+from coursekit.cells import is_answer
+from coursekit.grading import Grading
 from coursekit.nbgrader_cli import ENV_WITH_VENV, nbgrader
+from coursekit.testing import COURSE_ROOT, make_course_folder
 from coursekit.throwaway import ServiceUnavailable, dask_cluster, postgres_server
+
+pytestmark = pytest.mark.slow  # runs kernels, nbgrader, PostgreSQL and Dask: skipped by `-m "not slow"`
 
 ASSIGNMENT = "01-async-database"
 COURSE_ID = "fastapi-async-db"
@@ -51,7 +55,7 @@ def partly_wrong() -> dict:
 def slow_partly_wrong() -> dict:
     """The partly wrong notebook whose first answer cell first sleeps: the same grades, SLEEP s later."""
     notebook = partly_wrong()
-    first = next(c for c in notebook["cells"] if subs.is_answer(c) and c["cell_type"] == "code")
+    first = next(c for c in notebook["cells"] if is_answer(c) and c["cell_type"] == "code")
     first["source"] = f"import time\ntime.sleep({SLEEP})\n" + "".join(first["source"])
     return notebook
 
@@ -325,8 +329,9 @@ def test_a_worker_with_other_package_versions_is_refused_before_anything_is_grad
         from distributed import Client
         packages = cluster.checked_packages()
         with Client(odd.address, timeout=30) as client:
-            task = client.submit(cluster.grade_submission, {}, "course", ASSIGNMENT, "linus", {}, url, COURSE_ID,
-                                 None, 60, cluster.environment(packages), packages, "run", pure=False)
+            setup = Grading(db_url=url).worker_setup()
+            task = client.submit(cluster.grade_submission, {}, "course", ASSIGNMENT, "linus", {}, setup, COURSE_ID,
+                                 60, cluster.environment(packages), packages, "run", pure=False)
             with pytest.raises(cluster.EnvironmentMismatch, match=r"pyjwt 2\.10\.1"):
                 task.result(timeout=120)
     assert pg.query("mismatch", "SELECT count(*) FROM submitted_assignment") == [(0,)], "something was graded"

@@ -2,7 +2,7 @@
 import re
 from importlib.metadata import version
 
-from coursekit import COURSE_ROOT
+from coursekit.testing import COURSE_ROOT
 
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(\[[^\]]+\])?==(\S+)$")
 

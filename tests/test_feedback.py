@@ -8,10 +8,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from coursekit import COURSE_ROOT
-from coursekit import submissions as subs
+from coursekit.testing import COURSE_ROOT
+from coursekit import testing as subs
 from coursekit.nbgrader_cli import nbgrader
 from conftest import ASSIGNMENTS
+
+pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not slow"`
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

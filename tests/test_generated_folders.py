@@ -1,18 +1,19 @@
 """release/ and solutions/ are generated from source/ by `make build` and committed: they must never drift,
 never be edited by hand, and the student version must never show a solution or a hidden test."""
 import json
-import re
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from coursekit import COURSE_ROOT, assignments
+from coursekit import assignments
+from coursekit.testing import COURSE_ROOT
 from coursekit.build import build
-from coursekit.submissions import read_notebook
+from coursekit.cells import secret_lines
+from coursekit.testing import read_notebook
 
-ASSIGNMENTS = assignments()
+ASSIGNMENTS = assignments(COURSE_ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -61,20 +62,15 @@ def test_solution_notebooks_ran_cleanly(assignment):
             assert output.get("name") != "stderr", f"cell {cell['id']} wrote to stderr: {output.get('text')}"
 
 
-SECRET_BLOCK = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END (SOLUTION|HIDDEN TESTS)", re.S)
-
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_student_version_shows_no_solution_and_no_hidden_test(assignment):
     source = read_notebook(COURSE_ROOT / "source" / assignment / f"{assignment}.ipynb")
     release_text = (COURSE_ROOT / "release" / assignment / f"{assignment}.ipynb").read_text()
     release = json.loads(release_text)
     shown = {line.strip() for c in release["cells"] for line in "".join(c["source"]).splitlines()}
-    public = {line.strip() for c in source["cells"] for line in SECRET_BLOCK.sub("", "".join(c["source"])).splitlines()}
-    secret_lines = {line.strip() for c in source["cells"] for _, block, _ in SECRET_BLOCK.findall("".join(c["source"]))
-                    for line in block.splitlines() if line.strip()}
-    assert secret_lines, "source has no solution or hidden test block"
-    leaked = (secret_lines - public) & shown
+    secret, _ = secret_lines("".join(c["source"]) for c in source["cells"])
+    assert secret, "source has no solution or hidden test block"
+    leaked = secret & shown
     assert not leaked, f"release shows lines of solutions or hidden tests: {sorted(leaked)[:5]}"
     for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
         assert marker not in release_text
@@ -87,6 +83,7 @@ def validate(notebook_path) -> str:
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
 def test_nbgrader_validate_passes_the_solution_and_fails_the_blank_release(tmp_path, assignment):
     name = f"{assignment}.ipynb"
     shutil.copy(COURSE_ROOT / "solutions" / assignment / name, tmp_path / "solution.ipynb")

@@ -2,8 +2,9 @@
 submission, however broken, stops the class from being graded."""
 import pytest
 
-from coursekit import COURSE_ROOT
-from coursekit import submissions as subs
+from coursekit.testing import COURSE_ROOT
+from coursekit import testing as subs
+from coursekit.outcomes import ProblemKind
 from conftest import ASSIGNMENTS, SKIP_TAGS
 
 WRONG = [(a, exercise, number, mistake)
@@ -76,8 +77,8 @@ def test_a_broken_submission_is_reported_and_the_class_is_still_graded(graded_cl
     graded = graded_class(assignment)
     result = graded[student]
     assert result.problem, f"{student} must be reported, not given a silent score"
-    expected = {"malformed-json": "not a valid notebook", "missing-notebook": "missing"}[student]
-    assert result.problem.startswith(expected), result.problem
+    expected = {"malformed-json": ProblemKind.NOT_A_NOTEBOOK, "missing-notebook": ProblemKind.MISSING}[student]
+    assert result.problem.kind is expected, result.problem
     # the same run graded everyone else, the correct student fully
     assert graded["correct"].scores == graded["correct"].max_scores
     original = graded.submitted[student]

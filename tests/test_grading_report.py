@@ -2,8 +2,9 @@
 import io
 import re
 
-from coursekit.grade_worker import SQLITE_BUSY_TIMEOUT, with_busy_timeout
-from coursekit.grading import ProgressBar, SubmissionResult, exercise_stats, format_summary, plot_scores
+from coursekit.grade_worker import with_busy_timeout
+from coursekit.outcomes import CellChange, ChangeKind, Problem, ProblemKind, SubmissionResult, Timing
+from coursekit.report import Progress, exercise_stats, format_summary, plot_scores
 
 EXERCISES = {"q1": ["test_q1_1", "test_q1_2"], "q2": ["test_q2_1"]}
 MAX = {"test_q1_1": 2.0, "test_q1_2": 2.0, "test_q2_1": 3.0}
@@ -12,15 +13,15 @@ MAX = {"test_q1_1": 2.0, "test_q1_2": 2.0, "test_q2_1": 3.0}
 def result(student, q1_1, q1_2, q2, problem=None, changes=()):
     return SubmissionResult(student, scores={"test_q1_1": q1_1, "test_q1_2": q1_2, "test_q2_1": q2},
                             max_scores=dict(MAX), problem=problem, changes=list(changes), seconds=4.0,
-                            kernel_seconds=1.0, cells_seconds=2.5)
+                            timings=[Timing("01", kernel_seconds=1.0, cells_seconds=2.5)])
 
 
 CLASS = [
     result("ada", 2, 2, 3),
     result("grace", 2, 0, 3),
-    result("linus", 0, 0, 0, problem="timed out: cell(s) q1 ran too long and were interrupted"),
-    result("guido", 2, 2, 0, changes=["cell q2 appears 2 times (copied); only the last copy was graded"]),
-    SubmissionResult("ken", problem="not a valid notebook: 01.ipynb (Notebook does not appear to be JSON)"),
+    result("linus", 0, 0, 0, problem=Problem(ProblemKind.TIMED_OUT, "ran too long and were interrupted", ("q1",))),
+    result("guido", 2, 2, 0, changes=[CellChange(ChangeKind.COPIED, "q2", "01")]),
+    SubmissionResult("ken", problem=Problem(ProblemKind.NOT_A_NOTEBOOK, "01.ipynb (Notebook does not appear to be JSON)")),
 ]
 
 
@@ -46,17 +47,18 @@ def test_the_score_distribution_is_saved_as_a_png(tmp_path):
     assert plot_scores([SubmissionResult("nobody")], tmp_path / "none.png", "x") is None
 
 
-def test_the_progress_bar_counts_students_and_estimates_the_time_left():
+def test_the_progress_bar_counts_students_and_flags_the_ones_needing_attention():
     out = io.StringIO()
-    bar = ProgressBar(out)
+    bar = Progress(out, mininterval=0, ncols=100)
     for done, r in enumerate(CLASS, start=1):
         bar(done, len(CLASS), r)
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("[######") and "1/5" in lines[0] and "left" in lines[0]
-    assert "5/5" in lines[-1]
+    shown = [s for s in out.getvalue().split("\r") if s.strip()]
+    assert "1/5" in shown[1] and "ada" in shown[1]
+    assert any("3/5" in s and "linus  !" in s for s in shown), shown
+    assert "5/5" in shown[-1]
 
 
 def test_a_sqlite_gradebook_waits_for_other_writers_instead_of_failing():
-    assert with_busy_timeout("sqlite:////course/gradebook.db") == f"sqlite:////course/gradebook.db?timeout={SQLITE_BUSY_TIMEOUT}"
-    assert with_busy_timeout("sqlite:////g.db?timeout=5") == "sqlite:////g.db?timeout=5"
-    assert with_busy_timeout("postgresql://grader@db/course") == "postgresql://grader@db/course"
+    assert with_busy_timeout("sqlite:////course/gradebook.db", 120) == "sqlite:////course/gradebook.db?timeout=120"
+    assert with_busy_timeout("sqlite:////g.db?timeout=5", 120) == "sqlite:////g.db?timeout=5"
+    assert with_busy_timeout("postgresql://grader@db/course", 120) == "postgresql://grader@db/course"

@@ -22,11 +22,13 @@ import pytest
 from nbgrader.api import Gradebook
 from traitlets.config.loader import PyFileConfigLoader
 
-from coursekit import COURSE_ROOT
-from coursekit import submissions as subs
-from coursekit.grading import make_course_folder
+from coursekit.testing import COURSE_ROOT
+from coursekit import testing as subs
+from coursekit.testing import make_course_folder
 from coursekit.nbgrader_cli import ENV_WITH_VENV, nbgrader
 from test_feedback import hidden_test_lines, html_text
+
+pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not slow"`
 
 ASSIGNMENT = "01-async-database"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"

@@ -4,10 +4,11 @@ import re
 
 import pytest
 
-from coursekit import COURSE_ROOT, assignments
-from coursekit.submissions import is_answer, is_test, nbgrader_meta, read_notebook
+from coursekit import assignments
+from coursekit.testing import COURSE_ROOT
+from coursekit.testing import is_answer, is_test, nbgrader_meta, read_notebook
 
-ASSIGNMENTS = assignments()
+ASSIGNMENTS = assignments(COURSE_ROOT)
 
 
 def source(assignment):

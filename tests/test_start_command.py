@@ -7,7 +7,11 @@ import subprocess
 import time
 import urllib.request
 
-from coursekit import COURSE_ROOT
+import pytest
+
+from coursekit.testing import COURSE_ROOT
+
+pytestmark = pytest.mark.slow  # starts JupyterLab: skipped by `-m "not slow"`
 
 
 def free_port() -> int:

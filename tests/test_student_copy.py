@@ -3,19 +3,19 @@ repository: the release notebooks, the start page, the environment, a student RE
 solution, no hidden test, no grading metadata beyond nbgrader's own student metadata and no gradebook reach it.
 """
 import json
-import re
 import shutil
 
 import pytest
 
-from coursekit import COURSE_ROOT, assignments
+from coursekit import assignments
+from coursekit.testing import COURSE_ROOT
 from coursekit.__main__ import main
+from coursekit.cells import read, secret_lines
 from coursekit.student_copy import LeakError, export_student_copy
 from traitlets.config import Config
 
-ASSIGNMENTS = assignments()
+ASSIGNMENTS = assignments(COURSE_ROOT)
 REPO = "acme/fastapi-course"
-SECRET_BLOCK = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END (SOLUTION|HIDDEN TESTS)", re.S)
 # nbgrader's cell metadata schema (version 3): what the student notebooks need for locks, grades and Validate.
 NBGRADER_STUDENT_METADATA = {"grade", "grade_id", "locked", "points", "schema_version", "solution", "task",
                              "checksum", "cell_type"}
@@ -24,7 +24,7 @@ NBGRADER_STUDENT_METADATA = {"grade", "grade_id", "locked", "points", "schema_ve
 @pytest.fixture(scope="module")
 def student_copy(tmp_path_factory):
     dest = tmp_path_factory.mktemp("student-copy") / "repo"
-    assert main(["student-copy", str(dest), f"--repo={REPO}"]) == 0
+    assert main(["student-copy", str(dest), f"--repo={REPO}", f"--course={COURSE_ROOT}"]) == 0
     return dest
 
 
@@ -35,15 +35,8 @@ def files_in(folder) -> set[str]:
 def source_blocks():
     """(secret lines, public text) of source/: every line of a solution or hidden-test block that appears nowhere
     outside those blocks, and everything outside them."""
-    secret, public = set(), []
-    for notebook in sorted((COURSE_ROOT / "source").glob("*/*.ipynb")):
-        for cell in json.loads(notebook.read_text())["cells"]:
-            text = "".join(cell["source"])
-            public.append(SECRET_BLOCK.sub("", text))
-            secret |= {line.strip() for _, block, _ in SECRET_BLOCK.findall(text) for line in block.splitlines()}
-    public_text = "\n".join(public)
-    public_lines = {line.strip() for line in public_text.splitlines()}
-    return {line for line in secret - public_lines if re.search(r"\w", line)}, public_text
+    return secret_lines(cell.source for notebook in sorted((COURSE_ROOT / "source").glob("*/*.ipynb"))
+                        for cell in read(notebook).cells)
 
 
 def test_it_holds_what_students_receive_and_nothing_else(student_copy):
@@ -136,14 +129,14 @@ def test_the_export_refuses_a_copy_that_would_leak(tmp_path):
 
 def test_a_new_export_replaces_the_previous_one_and_keeps_git(tmp_path):
     dest = tmp_path / "repo"
-    export_student_copy(dest)
+    export_student_copy(dest, COURSE_ROOT)
     (dest / ".git").mkdir()
     (dest / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (dest / "stale.txt").write_text("from an older course\n")
-    export_student_copy(dest)
+    export_student_copy(dest, COURSE_ROOT)
     assert (dest / ".git" / "HEAD").exists() and not (dest / "stale.txt").exists()
     foreign = tmp_path / "somewhere"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError):
-        export_student_copy(foreign)
+        export_student_copy(foreign, COURSE_ROOT)

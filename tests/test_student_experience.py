@@ -21,10 +21,13 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 
-from coursekit import COURSE_ROOT, assignments
-from coursekit import submissions as subs
+from coursekit import assignments
+from coursekit.testing import COURSE_ROOT
+from coursekit import testing as subs
 
-ASSIGNMENTS = assignments()
+pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not slow"`
+
+ASSIGNMENTS = assignments(COURSE_ROOT)
 CELL_TIMEOUT = 60  # per cell; the notebooks bound every wait on student code themselves (10-30 s)
 HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
 

@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 
-from coursekit import COURSE_ROOT, assignments
+from coursekit import assignments
+from coursekit.testing import COURSE_ROOT
 from test_environment import pins
 
 STUDENT_CONFIG = COURSE_ROOT / "jupyter-student"
@@ -65,14 +66,14 @@ def test_the_students_jupyterlab_hides_the_instructor_tools_and_keeps_validate()
 def test_readme_binder_badges_open_the_start_page_and_every_section():
     readme = (COURSE_ROOT / "README.md").read_text()
     opened = re.findall(r"https://mybinder\.org/v2/gh/[^)\s]+\?urlpath=lab/tree/([^)\s]+)\)", readme)
-    expected = ["notebooks/start.ipynb"] + [f"release/{a}/{a}.ipynb" for a in assignments()]
+    expected = ["notebooks/start.ipynb"] + [f"release/{a}/{a}.ipynb" for a in assignments(COURSE_ROOT)]
     for path in expected:
         assert path in opened, f"README has no Binder badge opening {path}"
     for path in opened:
         assert (COURSE_ROOT / path).is_file(), f"README's Binder badge opens {path}, which does not exist"
 
 
-@pytest.mark.parametrize("assignment", assignments())
+@pytest.mark.parametrize("assignment", assignments(COURSE_ROOT))
 def test_the_start_page_links_to_each_release_notebook(assignment):
     start = json.loads((COURSE_ROOT / "notebooks" / "start.ipynb").read_text())
     text = "".join("".join(cell["source"]) for cell in start["cells"])

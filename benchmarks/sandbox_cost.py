@@ -1,0 +1,141 @@
+"""What the grading sandbox and the integrity probes cost per notebook, measured side by side in one run.
+
+    .venv/bin/python benchmarks/sandbox_cost.py [--students 6] [--rounds 2] [ASSIGNMENT]
+
+Builds three copies of a course folder with the same submissions (correct ones and ones with a realistic wrong
+answer, from coursekit.submissions) and grades them with `coursekit grade --jobs 1`, in rounds that alternate the
+three settings, so that drift in the machine's load is shared:
+
+- unprotected:  no sandbox, no probes (the grader before issue 11: --unsafe-no-sandbox, check_integrity=False);
+- sandbox:      the bubblewrap sandbox, no probes;
+- protected:    the sandbox and the integrity probes around every test cell (the default).
+
+Prints, per setting: seconds per notebook (mean over every graded notebook), of which kernel start/stop and
+running the cells, CPU seconds per notebook (the grading processes, bubblewrap and the kernels, sampled), the ratio to the
+unprotected run, and whether every test cell got the same score in all three. Not a test: figures depend on the
+machine and its load.
+"""
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from coursekit import testing as subs
+from coursekit.grading import Grading, grade_assignment
+from coursekit.testing import make_course_folder
+
+SETTINGS = {
+    "unprotected": "c.GuardedExecute.unsafe_no_sandbox = True\nc.GuardedExecute.check_integrity = False\n",
+    "sandbox": "c.GuardedExecute.check_integrity = False\n",
+    "protected": "",
+}
+
+
+class TreeCPU:
+    """CPU seconds of this process's descendants (workers, bubblewrap, kernels), sampled every 0.1 s.
+
+    getrusage(RUSAGE_CHILDREN) would miss the sandboxed kernels: bubblewrap's init is killed, not waited for.
+    """
+
+    def __init__(self):
+        self.seen: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds last seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        me = psutil.Process()
+        while not self._stop.wait(0.1):
+            for process in me.children(recursive=True):
+                try:
+                    with process.oneshot():
+                        times = process.cpu_times()
+                        self.seen[(process.pid, process.create_time())] = times.user + times.system
+                except psutil.Error:
+                    pass
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seen.values())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("assignment", nargs="?", default="01-async-database")
+    parser.add_argument("--students", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    correct = subs.correct_submission(args.assignment)
+    answers = subs.solution_answers(args.assignment)
+    wrong = [(exercise, source) for exercise, mistakes in subs.wrong_answers(args.assignment).items()
+             for source in mistakes.values()]
+    notebooks = {}
+    for n in range(args.students):
+        if n % 2 == 0:
+            notebooks[f"student-{n:02d}"] = correct
+        else:
+            exercise, source = wrong[n % len(wrong)]
+            notebooks[f"student-{n:02d}"] = subs.with_answers(correct, {**answers, exercise: source})
+
+    root = Path(tempfile.mkdtemp(prefix="sandbox-cost-"))
+    courses = {}
+    for name, config in SETTINGS.items():
+        course = make_course_folder(root / name, [args.assignment])
+        with (course / "nbgrader_config.py").open("a") as file:
+            file.write("\n# benchmarks/sandbox_cost.py\n" + config)
+        for student, notebook in notebooks.items():
+            subs.write_submission(course, student, args.assignment, notebook)
+        courses[name] = course
+
+    seconds = {name: [] for name in SETTINGS}
+    kernel = {name: [] for name in SETTINGS}
+    cells = {name: [] for name in SETTINGS}
+    cpu = {name: 0.0 for name in SETTINGS}
+    scores = {name: {} for name in SETTINGS}
+    for round_ in range(args.rounds):
+        for name, course in courses.items():
+            with TreeCPU() as tree:
+                results = grade_assignment(course, args.assignment,
+                                           settings=Grading(jobs=1, unsafe_no_sandbox=name == "unprotected"))
+            cpu[name] += tree.seconds
+            for result in results:
+                seconds[name].append(result.seconds)
+                kernel[name].append(result.kernel_seconds)
+                cells[name].append(result.cells_seconds)
+                scores[name][result.student] = result.scores
+                if result.problem:
+                    print(f"  {name} {result.student}: {result.problem}", file=sys.stderr)
+            print(f"round {round_ + 1}: {name} done", file=sys.stderr)
+
+    graded = args.students * args.rounds
+    base = statistics.fmean(seconds["unprotected"])
+    base_cpu = cpu["unprotected"] / graded
+    print(f"{args.assignment}: {args.students} submissions x {args.rounds} rounds per setting, 1 job, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"{'setting':12} {'s/notebook':>10} {'kernel':>7} {'cells':>7} {'CPU s':>7} {'wall ratio':>10} {'CPU ratio':>9}")
+    for name in SETTINGS:
+        mean = statistics.fmean(seconds[name])
+        per_cpu = cpu[name] / graded
+        print(f"{name:12} {mean:10.2f} {statistics.fmean(kernel[name]):7.2f} {statistics.fmean(cells[name]):7.2f} "
+              f"{per_cpu:7.2f} {mean / base:10.3f} {per_cpu / base_cpu:9.3f}")
+    same = scores["unprotected"] == scores["sandbox"] == scores["protected"]
+    cells_total = sum(len(s) for s in scores["protected"].values())
+    print(f"Same score in all three for every test cell ({cells_total} cells): {'yes' if same else 'NO'}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

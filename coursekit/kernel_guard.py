@@ -1,0 +1,203 @@
+"""The grader's guard INSIDE a grading kernel: notes how IPython runs cells before any student code runs, and puts it
+back before each test cell.
+
+nbgrader scores a test cell by its outputs: no error means full marks. A student's answer cell can rewire the
+interpreter so that errors vanish: a custom exception handler, an input or AST transformer that wraps later cells
+in try/except, an event callback, a trace function, rebound builtins, a patched IPython method. This module is
+sent to the kernel (as source: coursekit is not importable inside the sandbox) by
+`coursekit.preprocessors.GuardedExecute` before the notebook's first cell, and kept as `sys.modules[MODULE]`.
+Before and after each test cell the grader runs `check(...)`: it reports, as one JSON line on stdout, every hook
+that differs from the state noted at start, and puts each one back.
+
+This is evidence, not proof: code that runs in this interpreter can also find and disarm this module. The grader
+therefore also checks from outside what a rewired interpreter cannot fake without telling the grader's cells from
+the notebook's (canary errors that must come back, a marker the test cell's last line sets). See the README's
+"Security" section for what stays possible.
+"""
+import builtins
+import json
+import sys
+import threading
+
+MODULE = "_coursekit_guard"
+
+# IPython's methods that run a cell, turn it into code, and show its errors; ipykernel's, that answer the grader.
+SHELL_METHODS = ("run_cell", "run_cell_async", "_run_cell", "run_ast_nodes", "run_code", "transform_cell",
+                 "transform_ast", "showtraceback", "_showtraceback", "showsyntaxerror", "should_run_async",
+                 "set_custom_exc", "get_exception_only")
+KERNEL_METHODS = ("do_execute", "execute_request", "send_response")
+# Hooks of the sys module that decide how errors and results are shown or how code is traced.
+SYS_HOOKS = ("excepthook", "displayhook", "breakpointhook", "stdout", "stderr")
+# Output of this module's own check, and names IPython itself rebinds in builtins.
+# input: ipykernel rebinds it for every request (to forward it to the front end, or to refuse it).
+IGNORED_BUILTINS = {"_", "__", "___", "input"}
+MISSING = object()
+
+
+class Guard:
+    def __init__(self, shell):
+        self.shell = shell
+        self.reached: set[str] = set()
+        self.pristine = self._state()
+
+    def _state(self) -> dict:
+        """Everything a student's code could change to make a failing test cell look as if it passed."""
+        shell = self.shell
+        kernel = getattr(shell, "kernel", None)
+        transformers = shell.input_transformer_manager
+        state = {
+            "shell class": type(shell),
+            "custom exception handler (set_custom_exc)": (shell.custom_exceptions, shell.CustomTB),
+            "input transformer manager": transformers,
+            "input transformers": [list(shell.input_transformers_cleanup), list(shell.input_transformers_post),
+                                   list(transformers.line_transforms), list(transformers.token_transformers)],
+            "AST transformers": list(shell.ast_transformers),
+            "event callbacks": {event: list(callbacks) for event, callbacks in shell.events.callbacks.items()},
+            "trace function (sys.settrace)": sys.gettrace(),
+            "profile function (sys.setprofile)": sys.getprofile(),
+            "thread trace hooks (threading.settrace)": (getattr(threading, "_trace_hook", None),
+                                                         getattr(threading, "_profile_hook", None)),
+            "builtins": dict(vars(builtins)),
+            "__builtins__ of the notebook": shell.user_ns.get("__builtins__"),
+            "compiler": shell.compile,
+        }
+        for name in SYS_HOOKS:
+            state[f"sys.{name}"] = getattr(sys, name)
+        for name in SHELL_METHODS:
+            state[f"IPython's {name}"] = _method_state(shell, name)
+        if kernel is not None:
+            state["kernel class"] = type(kernel)
+            state["kernel's session.send"] = _method_state(kernel.session, "send")
+            for name in KERNEL_METHODS:
+                state[f"the kernel's {name}"] = _method_state(kernel, name)
+        return state
+
+    def reach(self, marker: str) -> None:
+        """The last line of a test cell calls this: the cell ran to its end."""
+        self.reached.add(marker)
+
+    def check(self, nonce: str, names: tuple = (), marker: str | None = None) -> dict:
+        """Put back every hook found changed; print one JSON line: what was found, and whether `marker` was reached.
+
+        names: the built-in names the next test cell uses; a notebook variable that hides one is removed.
+        """
+        found = self.restore()
+        ns = self.shell.user_ns
+        for name in names:
+            if name in ns and name in self.pristine["builtins"] and ns[name] is not self.pristine["builtins"][name] \
+                    and callable(ns[name]):
+                del ns[name]
+                found.append(f"the built-in {name}() the tests use, redefined")
+        answer = {"guard": nonce, "found": found, "reached": marker in self.reached if marker else None}
+        print(json.dumps(answer))
+        return answer
+
+    def restore(self) -> list[str]:
+        """Put back what differs from the state noted at start; the names of what was put back."""
+        shell, pristine, found = self.shell, self.pristine, []
+        now = self._state()
+        if now["shell class"] is not pristine["shell class"]:
+            shell.__class__ = pristine["shell class"]
+            found.append("IPython's shell class")
+        for name in SHELL_METHODS:
+            if now[f"IPython's {name}"] != pristine[f"IPython's {name}"]:
+                _restore_method(shell, pristine["shell class"], name, pristine[f"IPython's {name}"])
+                found.append(f"IPython's {name}()")
+        found += self._restore_kernel(now)
+        if now["custom exception handler (set_custom_exc)"] != pristine["custom exception handler (set_custom_exc)"]:
+            shell.custom_exceptions, shell.CustomTB = pristine["custom exception handler (set_custom_exc)"]
+            found.append("a custom exception handler (set_custom_exc)")
+        if now["input transformer manager"] is not pristine["input transformer manager"] or \
+                now["input transformers"] != pristine["input transformers"]:
+            shell.input_transformer_manager = manager = pristine["input transformer manager"]
+            cleanup, post, line, token = pristine["input transformers"]
+            manager.cleanup_transforms[:], shell.input_transformers_post[:] = cleanup, post
+            manager.line_transforms[:], manager.token_transformers[:] = line, token
+            found.append("input transformers")
+        if now["AST transformers"] != pristine["AST transformers"]:
+            shell.ast_transformers[:] = pristine["AST transformers"]
+            found.append("AST transformers")
+        found += self._restore_events()
+        if now["trace function (sys.settrace)"] is not None:
+            sys.settrace(None)
+            found.append("a trace function (sys.settrace)")
+        if now["profile function (sys.setprofile)"] is not None:
+            sys.setprofile(None)
+            found.append("a profile function (sys.setprofile)")
+        if now["thread trace hooks (threading.settrace)"] != (None, None):
+            threading.settrace(None)
+            threading.setprofile(None)
+            found.append("a thread trace function (threading.settrace)")
+        for name in SYS_HOOKS:
+            if now[f"sys.{name}"] != pristine[f"sys.{name}"]:  # == : a bound method is a new object each time
+                setattr(sys, name, pristine[f"sys.{name}"])
+                found.append(f"sys.{name}")
+        changed = [name for name, value in pristine["builtins"].items()
+                   if name not in IGNORED_BUILTINS and vars(builtins).get(name, self) is not value]
+        for name in changed:
+            setattr(builtins, name, pristine["builtins"][name])
+        found += [f"the built-in {name}" for name in changed]
+        if shell.user_ns.get("__builtins__") is not pristine["__builtins__ of the notebook"]:
+            shell.user_ns["__builtins__"] = pristine["__builtins__ of the notebook"]
+            found.append("the notebook's __builtins__")
+        if now["compiler"] is not pristine["compiler"]:
+            shell.compile = pristine["compiler"]
+            found.append("IPython's compiler")
+        return found
+
+    def _restore_kernel(self, now: dict) -> list[str]:
+        if "kernel class" not in self.pristine:
+            return []
+        kernel, pristine, found = self.shell.kernel, self.pristine, []
+        if type(kernel) is not pristine["kernel class"]:
+            kernel.__class__ = pristine["kernel class"]
+            found.append("the kernel's class")
+        if now["kernel's session.send"] != pristine["kernel's session.send"]:
+            _restore_method(kernel.session, type(kernel.session), "send", pristine["kernel's session.send"])
+            found.append("the kernel's session.send()")
+        for name in KERNEL_METHODS:
+            if now[f"the kernel's {name}"] != pristine[f"the kernel's {name}"]:
+                _restore_method(kernel, pristine["kernel class"], name, pristine[f"the kernel's {name}"])
+                found.append(f"the kernel's {name}()")
+        return found
+
+    def _restore_events(self) -> list[str]:
+        """Callbacks added to IPython's events are removed; those of matplotlib's inline backend are no tampering."""
+        callbacks, pristine, added = self.shell.events.callbacks, self.pristine["event callbacks"], []
+        for event, registered in callbacks.items():
+            kept = pristine.get(event, [])
+            for callback in registered:
+                if callback not in kept and not _from_matplotlib(callback):
+                    added.append(event)
+            registered[:] = [c for c in registered if c in kept or _from_matplotlib(c)]
+        return [f"an event callback ({', '.join(dict.fromkeys(added))})"] if added else []
+
+
+def _method_state(owner, name: str) -> tuple:
+    """How `owner.name` resolves: the class's function, an attribute set on the instance, the code that runs."""
+    resolved = getattr(owner, name, None)
+    code = getattr(getattr(resolved, "__func__", resolved), "__code__", None)
+    return getattr(type(owner), name, None), vars(owner).get(name, MISSING), code
+
+
+def _restore_method(owner, owner_class, name: str, pristine: tuple) -> None:
+    function, on_instance, code = pristine
+    setattr(owner_class, name, function)
+    if on_instance is MISSING:
+        vars(owner).pop(name, None)
+    else:
+        setattr(owner, name, on_instance)
+    resolved = getattr(owner, name, None)
+    target = getattr(resolved, "__func__", resolved)
+    if code is not None and getattr(target, "__code__", None) is not code:
+        target.__code__ = code
+
+
+def _from_matplotlib(callback) -> bool:
+    return getattr(callback, "__module__", "").startswith("matplotlib_inline.")
+
+
+def install(shell) -> Guard:
+    guard = Guard(shell)
+    sys.modules[MODULE].guard = guard
+    return guard

@@ -1,0 +1,275 @@
+"""Every grading kernel runs in a bubblewrap sandbox: `SandboxProvisioner`, a jupyter_client kernel provisioner.
+
+A student's notebook is code, and autograding runs it. Without a sandbox that code runs with the grader's rights: it
+can rewrite the gradebook, delete a classmate's submission, read files outside the course and reach the network.
+Here the kernel is started by bubblewrap (https://github.com/containers/bubblewrap, the sandbox under Flatpak;
+Debian's `bubblewrap` package) and sees:
+
+- no network: a network namespace of its own, with nothing in it but its own loopback (the host's 127.0.0.1
+  is not reachable);
+- a filesystem made of the Python environment and the system's libraries, read-only; a private, writable copy of
+  the folder its notebook runs in (the student's own autograded/<student>/<assignment>/, copied at start and
+  thrown away at the end); a private /tmp; and the folder that holds its connection file and sockets. The
+  gradebook, source/, the other students' files, the grader's home and the rest of the host are not there;
+- its own process namespace: when the kernel ends, every process it started ends with it;
+- as root (CI, a grading server): an unprivileged uid of its own, `first_uid` + n for the n-th kernel running at
+  the same moment (a lock file per n), with no capabilities and no way to gain any. Its own uid means its own
+  process quota (`max_processes`): a fork bomb cannot stop a classmate's kernel, graded at the same time, from
+  starting threads. As an ordinary user, bubblewrap cannot switch to another user: the kernel
+  runs as your user in a user namespace, still without your files or the network;
+- the limits: `memory_limit` bytes of address space, `max_processes` processes for the sandbox user,
+  `max_file_size` per file, `tmp_size` bytes of /tmp.
+
+The kernel talks to the grader over Unix sockets (ZeroMQ's ipc transport) in a private folder, since no TCP port
+of the host is reachable from inside. `coursekit.preprocessors.GuardedExecute` selects this provisioner for the
+kernels it starts (plain `nbgrader autograde` with the course's config, and `coursekit grade`), and refuses to
+grade when `unavailable_reason()` says the sandbox cannot run, unless `unsafe_no_sandbox` is set.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+try:
+    import fcntl  # Unix; elsewhere no sandbox runs anyway
+except ImportError:
+    fcntl = None
+import psutil
+from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Integer, List, Unicode
+
+PROVISIONER_NAME = "coursekit-sandbox"  # the entry point in pyproject.toml
+# Lock files of the uids in use (grading as root): one per kernel running at the moment, on this machine.
+SLOTS = Path(tempfile.gettempdir()) / "coursekit-sandbox-uids"
+
+# What a Python kernel needs of /etc: the loader's cache, users and groups (getpwuid), time zone, certificates.
+ETC_FILES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
+             "nsswitch.conf", "hosts", "ssl", "ca-certificates", "alternatives", "fonts", "mime.types"]
+# System folders, shown read-only (on merged-/usr systems /bin, /lib... are symlinks into /usr, and stay so).
+SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
+
+UNAVAILABLE_HELP = (
+    "coursekit grades every notebook in a bubblewrap sandbox, so that a student's code cannot change grades, read "
+    "or delete other students' work, or reach the network. It needs Linux and bubblewrap (Debian/Ubuntu: "
+    "`sudo apt-get install bubblewrap`; `make test` installs it when run as root). To grade WITHOUT a sandbox "
+    "(every submission then runs with your rights: only do this for work you trust), pass --unsafe-no-sandbox to "
+    "`coursekit grade`, or --GuardedExecute.unsafe_no_sandbox=True to `nbgrader autograde`."
+)
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox can run here, and grading without one was not asked for."""
+
+
+def bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+_checked: dict[tuple, str | None] = {}
+
+
+def unavailable_reason() -> str | None:
+    """Why no sandbox can run here (None when one can): tried once per process with the sandbox's own options."""
+    key = (os.geteuid() if hasattr(os, "geteuid") else None,)
+    if key not in _checked:
+        _checked[key] = _try_sandbox()
+    return _checked[key]
+
+
+def _try_sandbox() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return f"bubblewrap sandboxes need Linux; this is {sys.platform}."
+    if bwrap() is None:
+        return "bubblewrap (bwrap) is not installed."
+    command = [*sandbox_command(["true"], binds=[], cwd="/"), ]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap could not start: {error}"
+    if run.returncode != 0:
+        return f"bubblewrap could not create a sandbox here: {run.stderr.strip()[-300:] or run.returncode}"
+    return None
+
+
+def read_only_paths() -> list[str]:
+    """The Python environment (a virtualenv and the Python it was made from) and the system's libraries."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    paths.update(sysconfig.get_paths().get(name, "") for name in ("stdlib", "platstdlib", "purelib", "platlib"))
+    # the real location of the interpreter a venv's python links to
+    paths.add(str(Path(os.path.realpath(sys.executable)).parent.parent))
+    paths = {p for p in paths if p and os.path.isdir(p)}
+    return sorted(p for p in paths if not any(p != q and Path(p).is_relative_to(q) for q in paths))
+
+
+def missing_parents(mount_points: list[str]) -> list[str]:
+    """Folders above the mount points that the sandbox's skeleton (/, /usr, /tmp...) does not have yet, top first."""
+    present = {"/", "/tmp", "/proc", "/dev", "/etc", *SYSTEM_DIRS}
+    parents = set()
+    for point in mount_points:
+        for parent in Path(point).parents:
+            if str(parent) in present or any(parent.is_relative_to(p) for p in present - {"/", "/tmp"}):
+                continue
+            if any(parent.is_relative_to(other) for other in mount_points if other != point and
+                   Path(point).is_relative_to(other)):
+                continue  # inside another mount point: it exists there already
+            parents.add(str(parent))
+    return sorted(parents, key=lambda p: (p.count("/"), p))
+
+
+def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, env: dict[str, str] | None = None,
+                    uid: int = 65534, gid: int = 65534, tmp_size: int = 512 * 1024**2,
+                    files: list[tuple[str, str]] = ()) -> list[str]:
+    """`command` wrapped in bubblewrap. binds: (host path, sandbox path) pairs mounted read-write; files: read-only,
+    mounted over what the sandbox would show there."""
+    # Every namespace but the user namespace as root (setpriv below changes the uid for real); with it otherwise.
+    namespaces = ["--unshare-user"] if os.geteuid() else []
+    namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    args = [bwrap() or "bwrap", "--die-with-parent", *namespaces, "--hostname", "grader",
+            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_size), "--tmpfs", "/tmp", "--clearenv"]
+    for directory in SYSTEM_DIRS:
+        if os.path.islink(directory):
+            args += ["--symlink", os.readlink(directory), directory]
+        elif os.path.isdir(directory):
+            args += ["--ro-bind", directory, directory]
+    for name in ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    read_only = [(path, path) for path in read_only_paths()]
+    # bubblewrap makes the missing parents of a mount point root-only (0700) when run as root: make them 0755
+    # first, or the unprivileged kernel could not reach what is mounted below them.
+    for parent in missing_parents([inside for _, inside in read_only + binds]):
+        args += ["--perms", "0755", "--dir", parent]
+    for host, inside in read_only:
+        args += ["--ro-bind", host, inside]
+    for host, inside in binds:
+        args += ["--bind", host, inside]
+    for host, inside in files:
+        args += ["--ro-bind", host, inside]
+    for name, value in (env or {}).items():
+        args += ["--setenv", name, value]
+    args += ["--chdir", cwd]
+    if os.geteuid() == 0:
+        # Root: bubblewrap builds the sandbox with root's rights (it can mount folders only root may enter), then
+        # setpriv drops to an unprivileged uid for good: no capabilities left, none to gain (no_new_privs).
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
+                 "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
+                 "--no-new-privs", "--"]
+    else:
+        # An ordinary user cannot become another user: a user namespace maps the uid, on the host it is still yours.
+        args += ["--uid", str(uid), "--gid", str(gid), "--"]
+    return args + list(command)
+
+
+def limited(command: list[str], memory: int, processes: int, file_size: int) -> list[str]:
+    """`command` run under resource limits (util-linux prlimit; 0 leaves a limit unset)."""
+    limits = [f"--as={memory}" if memory > 0 else "", f"--nproc={processes}" if processes > 0 else "",
+              f"--fsize={file_size}" if file_size > 0 else "", "--core=0"]
+    return ["prlimit", *[l for l in limits if l], "--", *command]
+
+
+class SandboxProvisioner(LocalProvisioner):
+    """LocalProvisioner, with the kernel started inside a bubblewrap sandbox (see the module's docstring)."""
+
+    first_uid = Integer(
+        1_000_000_000,
+        help="When grading as root, kernels run as uid/gid first_uid + n, n < uid_slots: far above the ids of people, "
+             "system services and containers' sub-ids. A uid of its own per kernel running at the same moment.",
+    ).tag(config=True)
+    uid_slots = Integer(256, help="How many kernels may run at the same moment on this machine.").tag(config=True)
+    memory_limit = Integer(4 * 1024**3, help="Bytes of address space the kernel may use (0: no limit).").tag(config=True)
+    max_processes = Integer(
+        1024, help="Processes and threads the sandbox user may have at once (0: no limit): stops a fork bomb.",
+    ).tag(config=True)
+    max_file_size = Integer(1024**3, help="Largest file the kernel may write, in bytes (0: no limit).").tag(config=True)
+    tmp_size = Integer(512 * 1024**2, help="Size of the sandbox's private /tmp, in bytes.").tag(config=True)
+    passed_environment = List(
+        Unicode(), ["LANG", "LC_ALL", "TZ"], help="Environment variables the kernel keeps; all others are cleared.",
+    ).tag(config=True)
+
+    _folder: Path | None = None
+
+    async def pre_launch(self, **kwargs):
+        km = self.parent
+        # A private folder per kernel: its connection file and sockets, and the copy of the notebook's folder.
+        # The folder itself is root's (0700) when grading as root: only bubblewrap, as root, reaches into it.
+        self._folder = Path(tempfile.mkdtemp(prefix="coursekit-kernel-")).resolve()
+        connection = self._folder / "connection"
+        connection.mkdir()
+        km.transport = "ipc"
+        km.connection_file = str(connection / "kernel.json")
+        km.ip = str(connection / "kernel")
+        notebook_folder = os.path.realpath(kwargs.get("cwd") or os.getcwd())
+        private_copy = self._folder / "work"
+        shutil.copytree(notebook_folder, private_copy, symlinks=True)
+
+        kwargs = await super().pre_launch(**kwargs)  # writes the connection file, builds the kernel's command
+        uid = gid = 65534  # as an ordinary user: the id inside the user namespace (nobody)
+        binds_read_only = []
+        if os.geteuid() == 0:
+            uid = gid = self.first_uid + self._claim_slot()
+            for path in [connection, private_copy, *connection.iterdir(), *private_copy.rglob("*")]:
+                os.chown(path, uid, gid, follow_symlinks=False)
+            # Who the kernel is, for getpass/pwd: a user "student" with no home but /tmp.
+            (self._folder / "passwd").write_text(f"root:x:0:0::/root:/usr/sbin/nologin\n"
+                                                 f"student:x:{uid}:{gid}::/tmp:/usr/sbin/nologin\n")
+            (self._folder / "group").write_text(f"root:x:0:\nstudent:x:{gid}:\n")
+            binds_read_only = [(str(self._folder / "passwd"), "/etc/passwd"), (str(self._folder / "group"), "/etc/group")]
+
+        environment = {name: os.environ[name] for name in self.passed_environment if name in os.environ}
+        environment.update(HOME="/tmp", PATH=os.pathsep.join(
+            [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]), MPLCONFIGDIR="/tmp")
+        command = sandbox_command(
+            kwargs["cmd"], binds=[(str(connection), str(connection)), (str(private_copy), notebook_folder)],
+            cwd=notebook_folder, env=environment, uid=uid, gid=gid, tmp_size=self.tmp_size, files=binds_read_only)
+        kwargs["cmd"] = limited(command, self.memory_limit, self.max_processes, self.max_file_size)
+        kwargs["cwd"] = str(self._folder)  # bubblewrap's own working folder, on the host
+        kwargs["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # for prlimit, setpriv: nothing else
+        return kwargs
+
+    async def send_signal(self, signum: int) -> None:
+        """An interrupt goes to the kernel alone: bubblewrap itself would die of it, and the kernel with it."""
+        if signum == signal.SIGINT and (kernel := self._kernel_process()) is not None:
+            try:
+                kernel.send_signal(signum)
+            except psutil.NoSuchProcess:
+                pass
+            return
+        await super().send_signal(signum)
+
+    def _kernel_process(self) -> "psutil.Process | None":
+        """bubblewrap -> its init in the sandbox -> the kernel (the init's oldest child; later ones are orphans)."""
+        try:
+            init = psutil.Process(self.process.pid).children()
+            children = init[0].children() if init else []
+        except (psutil.NoSuchProcess, AttributeError):
+            return None
+        return min(children, key=lambda p: p.create_time(), default=None)
+
+    _slot: int | None = None  # the file descriptor of the slot's lock, held while the kernel runs
+
+    def _claim_slot(self) -> int:
+        """The first n < uid_slots whose lock no other kernel on this machine holds; held until cleanup."""
+        SLOTS.mkdir(mode=0o700, exist_ok=True)
+        for n in range(self.uid_slots):
+            fd = os.open(SLOTS / f"{n}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._slot = fd
+            return n
+        raise RuntimeError(f"{self.uid_slots} sandboxed kernels already run on this machine "
+                           "(c.SandboxProvisioner.uid_slots)")
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart)
+        if self._folder is not None and not restart:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        if self._slot is not None and not restart:
+            os.close(self._slot)  # releases the lock: the uid is free for the next kernel
+            self._slot = None

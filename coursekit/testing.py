@@ -1,0 +1,166 @@
+"""Test fixtures and test data: course folders and student submissions made from the course's own notebooks
+(correct, blank, wrong or broken), for the tests and the grading benchmark, so both grade realistic work: the
+student's notebook is always the release notebook, with answer cells filled in.
+
+Not used by the grading itself. It works in a checkout of the course repository (an editable install), the only
+place where tests/ and its wrong answers exist: COURSE_ROOT is that checkout.
+"""
+import copy
+import hashlib
+import json
+import runpy
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from . import cells
+from .cells import autograded_exercises, is_answer, is_test  # noqa: F401 (the tests' vocabulary)
+from .nbgrader_cli import nbgrader
+
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+WRONG_ANSWERS_FOLDER = COURSE_ROOT / "tests" / "wrong_answers"
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    """A notebook as its file holds it (not upgraded or normalised: writing it back gives the same JSON)."""
+    return nbformat.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def nbgrader_meta(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def blank_submission(assignment: str, course_root: Path = COURSE_ROOT) -> dict:
+    """The release notebook, as a student who answered nothing submits it."""
+    return read_notebook(course_root / "release" / assignment / f"{assignment}.ipynb")
+
+
+def solution_answers(assignment: str, course_root: Path = COURSE_ROOT) -> dict[str, str]:
+    """grade_id -> the solution's source of each answer cell (from solutions/)."""
+    solution = read_notebook(course_root / "solutions" / assignment / f"{assignment}.ipynb")
+    return {nbgrader_meta(c)["grade_id"]: _text(c["source"]) for c in solution["cells"] if is_answer(c)}
+
+
+def with_answers(notebook: dict, answers: dict[str, str]) -> dict:
+    """A copy of `notebook` whose answer cells named in `answers` hold the given sources."""
+    unknown = set(answers) - {cells.grade_id(c) for c in notebook["cells"] if is_answer(c)}
+    if unknown:
+        raise KeyError(f"no answer cell named {sorted(unknown)}")
+    result = copy.deepcopy(notebook)
+    for cell in result["cells"]:
+        name = cells.grade_id(cell)
+        if is_answer(cell) and name in answers:
+            cell["source"] = answers[name]
+    return result
+
+
+def correct_submission(assignment: str, course_root: Path = COURSE_ROOT) -> dict:
+    """The release notebook with every answer cell filled in with the solution."""
+    return with_answers(blank_submission(assignment, course_root), solution_answers(assignment, course_root))
+
+
+def wrong_answers(assignment: str, folder: Path = WRONG_ANSWERS_FOLDER) -> dict[str, dict[str, str]]:
+    """grade_id -> {mistake: answer source}, from tests/wrong_answers/<assignment>.py."""
+    path = Path(folder) / f"{assignment}.py"
+    if not path.exists():
+        return {}
+    return runpy.run_path(str(path))["WRONG_ANSWERS"]
+
+
+def with_test_cells_replaced(notebook: dict, source: str = "pass") -> dict:
+    """A copy whose test cells were all overwritten (a student 'fixing' failing tests)."""
+    result = copy.deepcopy(notebook)
+    for cell in result["cells"]:
+        if is_test(cell):
+            cell["source"] = source
+    return result
+
+
+def with_test_cells_deleted(notebook: dict) -> dict:
+    """A copy with every test cell removed."""
+    result = copy.deepcopy(notebook)
+    result["cells"] = [c for c in result["cells"] if not is_test(c)]
+    return result
+
+
+def with_test_cells_tagged(notebook: dict, tags: list[str]) -> dict:
+    """A student who tagged every test cell (JupyterLab's property inspector) so that grading would skip it."""
+    result = copy.deepcopy(notebook)
+    for cell in result["cells"]:
+        if is_test(cell):
+            cell["metadata"]["tags"] = cell["metadata"].get("tags", []) + tags
+    return result
+
+
+def with_cell_copied(notebook: dict, grade_id: str) -> dict:
+    """A student who copied a cell (Ctrl+C, Ctrl+V) right below itself."""
+    result = copy.deepcopy(notebook)
+    index = next(i for i, c in enumerate(result["cells"]) if cells.grade_id(c) == grade_id)
+    duplicate = copy.deepcopy(result["cells"][index])
+    duplicate["id"] = duplicate["id"] + "-copy"
+    result["cells"].insert(index + 1, duplicate)
+    return result
+
+
+def with_cell_made_markdown(notebook: dict, grade_id: str) -> dict:
+    """A student who turned a code cell into a markdown cell (Esc, M)."""
+    result = copy.deepcopy(notebook)
+    cell = next(c for c in result["cells"] if cells.grade_id(c) == grade_id)
+    cell["cell_type"] = "markdown"
+    cell.pop("outputs", None)
+    cell.pop("execution_count", None)
+    return result
+
+
+def with_cell_deleted(notebook: dict, grade_id: str) -> dict:
+    result = copy.deepcopy(notebook)
+    result["cells"] = [c for c in result["cells"] if cells.grade_id(c) != grade_id]
+    return result
+
+
+def first_test_cell(notebook: dict) -> str:
+    return next(nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if is_test(c))
+
+
+def write_submission(course_root: Path, student: str, assignment: str, notebook: dict | str) -> Path:
+    """Put a notebook (or raw text, for malformed files) where nbgrader collects it: submitted/<student>/<a>/."""
+    folder = Path(course_root) / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{assignment}.ipynb"
+    path.write_text(notebook if isinstance(notebook, str) else json.dumps(notebook, indent=1), encoding="utf-8")
+    return path
+
+
+def _text(source) -> str:
+    return "".join(source) if isinstance(source, list) else source
+
+
+def make_course_folder(target: Path, assignments: list[str], course_root: Path = COURSE_ROOT) -> Path:
+    """A fresh course folder in `target` (nbgrader_config.py + source/), with each assignment generated.
+
+    This is what an instructor's course folder looks like before students submit: nbgrader's gradebook
+    knows the assignments and their graded cells.
+    """
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(course_root / "nbgrader_config.py", target / "nbgrader_config.py")
+    for assignment in assignments:
+        shutil.copytree(course_root / "source" / assignment, target / "source" / assignment, dirs_exist_ok=True)
+        nbgrader(target, "generate_assignment", assignment, "--force")
+    return target
+
+
+def write_class(course_root: Path, assignment: str, submitted: dict[str, dict | str | None]) -> None:
+    """Write a class of submissions: student -> notebook, raw text (a malformed file) or None (an empty folder)."""
+    for student, notebook in submitted.items():
+        if notebook is None:  # a student folder without the notebook in it
+            (Path(course_root) / "submitted" / student / assignment).mkdir(parents=True)
+        else:
+            write_submission(course_root, student, assignment, notebook)
+
+
+def tree_digest(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -1,0 +1,102 @@
+"""The grader's guard and sandbox settings, in milliseconds, without a kernel: the guard runs in an in-process IPython
+shell, exactly the code the grader sends to each grading kernel."""
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from nbformat.v4 import new_code_cell
+from nbgrader import utils
+
+from coursekit import kernel_guard, sandbox
+from coursekit.integrity import builtin_names, integrity_error
+
+SWALLOW = "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"
+
+
+@pytest.fixture
+def shell():
+    shell = InteractiveShell.instance()
+    yield shell
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def guard(shell):
+    return kernel_guard.Guard(shell)
+
+
+def error_of(shell, code: str):
+    return shell.run_cell(code, silent=True).error_in_exec
+
+
+def test_a_clean_interpreter_has_nothing_to_put_back(shell, guard):
+    shell.run_cell("x = [len('abc'), sorted([2, 1])]")
+    assert guard.restore() == []
+
+
+@pytest.mark.parametrize("hook,found", [
+    (SWALLOW, "a custom exception handler (set_custom_exc)"),
+    ("get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])", "input transformers"),
+    ("import ast\nget_ipython().ast_transformers.append(ast.NodeTransformer())", "AST transformers"),
+    ("get_ipython().events.register('pre_run_cell', lambda *a: None)", "an event callback (pre_run_cell)"),
+    ("import builtins\nbuiltins.sorted = lambda *a, **k: []", "the built-in sorted"),
+    ("type(get_ipython()).showtraceback = lambda *a, **k: None", "IPython's showtraceback()"),
+    ("get_ipython().run_cell = lambda *a, **k: None", "IPython's run_cell()"),
+    ("get_ipython().user_ns['__builtins__'] = {}", "the notebook's __builtins__"),
+], ids=["exception-handler", "input-transformer", "ast-transformer", "event", "builtin", "class-method",
+        "instance-method", "notebook-builtins"])
+def test_every_hook_a_student_installs_is_found_and_put_back(shell, guard, hook, found):
+    original_showtraceback = type(shell).showtraceback
+    try:
+        shell.run_cell(hook)
+        assert found in guard.restore()
+        assert guard.restore() == [], "everything was put back the first time"
+        assert isinstance(error_of(shell, "assert 1 == 2"), AssertionError), "errors are reported again"
+    finally:
+        type(shell).showtraceback = original_showtraceback
+
+
+def test_a_swallowed_error_shows_again_once_the_handler_is_put_back(shell, guard):
+    shell.run_cell(SWALLOW)
+    result = shell.run_cell("assert False, 'hidden'")
+    assert result.error_in_exec is not None and shell.custom_exceptions, "the handler really hides the error"
+    guard.restore()
+    assert not shell.custom_exceptions
+
+
+def test_a_notebook_variable_hiding_a_builtin_the_tests_use_is_removed(shell, guard):
+    shell.run_cell("def isinstance(*args):\n    return True\nmax = 3")
+    report = guard.check("n0nce", names=("isinstance", "max"))
+    assert report["guard"] == "n0nce" and report["found"] == ["the built-in isinstance() the tests use, redefined"]
+    assert "isinstance" not in shell.user_ns
+    assert shell.user_ns["max"] == 3, "a plain value named like a built-in stays: it fools no test"
+
+
+def test_the_marker_of_a_test_cell_is_reported_once_reached(shell, guard):
+    guard.reach("m1")
+    assert guard.check("n", marker="m1")["reached"] is True
+    assert guard.check("n", marker="m2")["reached"] is False
+
+
+def test_builtin_names_are_read_from_a_test_cell_with_top_level_await():
+    source = "response = await client.get('/x')\nassert isinstance(response.json(), list)\nassert len(x) == 2"
+    assert builtin_names(source) == ("isinstance", "len", "list")
+    assert builtin_names("%timeit len([])") == ()
+
+
+def test_an_untrusted_cell_scores_zero_and_says_why():
+    cell = new_code_cell("assert True", metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 2,
+                                                                "solution": False, "locked": True}})
+    cell.outputs = [integrity_error("it stopped before its last line")]
+    assert utils.determine_grade(cell)[0] == 0
+    assert "stopped before its last line" in cell.outputs[0].evalue
+
+
+def test_the_sandbox_makes_the_folders_above_its_mount_points_reachable():
+    parents = sandbox.missing_parents(["/opt/python/3.11", "/home/grader/course/.venv", "/tmp/k/connection",
+                                       "/home/grader/course/.venv/lib"])
+    assert parents == ["/home", "/opt", "/home/grader", "/opt/python", "/tmp/k", "/home/grader/course"]
+
+
+def test_without_bubblewrap_grading_is_refused_with_the_way_out(monkeypatch):
+    monkeypatch.setattr(sandbox, "bwrap", lambda: None)
+    assert "not installed" in sandbox._try_sandbox()
+    assert "--unsafe-no-sandbox" in sandbox.UNAVAILABLE_HELP

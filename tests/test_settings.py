@@ -1,0 +1,88 @@
+"""The course's settings, read as nbgrader and coursekit resolve them (traitlets), not as raw config: no kernel."""
+import threading
+from multiprocessing import Pipe
+
+import pytest
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader import preprocessors as nbgrader_preprocessors
+from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.coursedir import CourseDirectory
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from coursekit.grading import Grading
+from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
+from coursekit.restore_cells import RestoreMissingCells
+from coursekit.testing import COURSE_ROOT
+from coursekit.worker import GradeJob, WorkerAnswer, serve
+
+# Where the course departs from nbgrader's preprocessor lists, each for a reason nbgrader_config.py gives.
+SUBSTITUTIONS = {
+    nbgrader_preprocessors.DeduplicateIds: DeduplicateCells,  # a copied cell no longer fails the notebook
+    nbgrader_preprocessors.OverwriteCells: RestoreMissingCells,  # a deleted cell after a locked cell comes back
+    nbgrader_preprocessors.Execute: GuardedExecute,  # output cap, memory limit, timing
+}
+INSERTED = {  # list -> [(preprocessor added, the one it comes before)]
+    "sanitize_preprocessors": [
+        (KeepCourseSkipTags, nbgrader_preprocessors.CheckCellMetadata),  # a student's skip tag goes before running
+    ],
+    "autograde_preprocessors": [],
+    "preprocessors": [  # generate_feedback
+        (nbgrader_preprocessors.ClearHiddenTests, CSSHTMLHeaderPreprocessor),  # feedback shows no hidden test
+        (HideHiddenTestTracebacks, nbgrader_preprocessors.ClearHiddenTests),  # ... nor its line in a traceback
+    ],
+}
+
+
+def resolved(converter, config, trait):
+    """The converter's list as nbgrader resolves it (classes; names in config are imported by traitlets)."""
+    from traitlets.utils.importstring import import_item
+
+    value = getattr(converter(coursedir=CourseDirectory(config=config), config=config), trait)
+    return [import_item(p) if isinstance(p, str) else p for p in value]
+
+
+@pytest.fixture(scope="module")
+def course_config():
+    return PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_ROOT)).load_config()
+
+
+@pytest.mark.parametrize("converter,trait", [(Autograde, "sanitize_preprocessors"),
+                                             (Autograde, "autograde_preprocessors"),
+                                             (GenerateFeedback, "preprocessors")])
+def test_the_course_uses_nbgraders_preprocessors_apart_from_the_documented_substitutions(course_config, converter, trait):
+    expected = [SUBSTITUTIONS.get(p, p) for p in resolved(converter, Config(), trait)]
+    for added, before in INSERTED[trait]:
+        expected.insert(expected.index(before), added)
+    assert resolved(converter, course_config, trait) == expected
+
+
+def test_grading_settings_are_traits_with_config_and_resolved_defaults():
+    config = Config()
+    config.Grading.jobs = 3
+    settings = Grading(config=config, cell_timeout=20)
+    assert settings.workers_for(students=10) == 3 and settings.workers_for(students=2) == 2
+    assert settings.deadline_for(notebooks=2) == 2 * settings.notebook_deadline + 60
+    setup = settings.worker_setup()
+    assert setup.config.Execute.timeout == 20 and "CourseDirectory" not in setup.config
+    assert setup.sqlite_busy_timeout == Grading().sqlite_busy_timeout == 120
+    assert Grading().workers_for(students=100) >= 1
+
+
+def test_the_worker_protocol_answers_each_job_in_turn_until_the_parent_hangs_up():
+    parent, child = Pipe()
+    started = []
+
+    def start(setup):
+        started.append(setup)
+        return "app"
+
+    thread = threading.Thread(target=serve, args=(child, start, lambda app, job: WorkerAnswer(job.student, log=app)))
+    thread.start()
+    parent.send("setup")
+    for student in ("ada", "grace"):
+        parent.send(GradeJob("a", student))
+        assert parent.recv() == WorkerAnswer(student, log="app")
+    parent.close()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and started == ["setup"]
