@@ -17,6 +17,9 @@ the workers needed for 5,000 submissions in 10 minutes from the measured CPU per
 running when the clock starts (as an instructor's is); its start-up time is printed separately.
 
 The figures depend on the machine and on what else runs on it: with other work on the same cores they are noisy.
+CPU is counted with getrusage and psutil's children times, which include a kernel's CPU only when its parent
+reaps it: with the bubblewrap sandbox (coursekit.sandbox) the kernels run in their own PID namespace and these
+figures come out far too low on both sides; sample the process tree instead (as benchmarks/sandbox_cost.py does).
 """
 import argparse
 import math

@@ -8,7 +8,7 @@ versions as on the driver: the driver checks every worker before sending any sub
 again (for workers that join later) before it grades.
 
 On the worker, a task unpacks the course into a local folder (once per worker and course), writes the submission
-into it, and grades it with coursekit.grade_worker's own `grade(app, assignment, student)`: nbgrader's Autograde
+into it, and grades it with coursekit.grade_worker's own `grade(app, GradeJob)`: nbgrader's Autograde
 converter, configured by the course's nbgrader_config.py (sandbox, output cap, memory limit, restored cells), the
 app loaded once per worker process. nbgrader writes the grades straight into the gradebook, which must therefore be
 a server all workers reach (PostgreSQL). The task returns nbgrader's answer and the autograded notebooks; the
