@@ -10,7 +10,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # The browser test drives the distribution's Chromium (never a browser downloaded by Playwright).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: start test test-fast build grade setup setup-dev browser sandbox
+.PHONY: start test test-fast build grade setup setup-dev browser sandbox postgres
 
 # JUPYTER_CONFIG_PATH adds jupyter-student/: the student's JupyterLab, without nbgrader's instructor tools
 # (formgrader, Create Assignment, course list); Validate and the assignment list stay. Binder's `start` does the same.
@@ -19,7 +19,7 @@ start: setup  ## Start JupyterLab on the course's start page
 	exec $(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/start.ipynb \
 		--ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
-test: setup-dev browser sandbox  ## Run the whole test suite (grading, generated folders, solutions with nbval, browser)
+test: setup-dev browser sandbox postgres  ## Run the whole test suite (grading, generated folders, solutions with nbval, browser)
 	$(BIN)/python -m pytest tests --nbval solutions --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 test-fast: setup-dev  ## The unit layer only: no kernel, nbgrader run or browser (the tests marked slow are skipped)
@@ -56,4 +56,17 @@ sandbox:
 	@if ! command -v bwrap >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing Debian's bubblewrap for the grading sandbox (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	fi
+
+# Debian's PostgreSQL server binaries (initdb, pg_ctl), installed with apt-get when missing and we may (root: CI,
+# containers), for the PostgreSQL gradebook tests. Debian would create and start a "main" cluster on port 5432:
+# createcluster.conf stops that, so nothing keeps running after the tests; they start their own throwaway server
+# (coursekit/throwaway.py). Otherwise tests/test_cluster_grading.py says how to install it.
+postgres:
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's postgresql for the gradebook tests (apt-get)"; \
+		mkdir -p /etc/postgresql-common; \
+		[ -e /etc/postgresql-common/createcluster.conf ] || echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("--plot", type=Path, default=None,
                            help="where to save the score distribution (default: <course>/reports/<assignment>-scores.png)")
     grade_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade_cmd.add_argument("--dask", default=None, metavar="ADDRESS",
+                           help="grade on a Dask cluster: its scheduler's address (tcp://host:8786), or local:N to "
+                                "start N local workers; a remote cluster needs a PostgreSQL gradebook (--db postgresql+psycopg://...)")
     grade_cmd.add_argument("--unsafe-no-sandbox", action="store_true",
                            help="DANGER: run students' code without the bubblewrap sandbox, with your rights (it can "
                                 "then change grades and other students' files). Only where no sandbox can run, for "
@@ -80,17 +83,23 @@ def grade(args) -> int:
     started = time.monotonic()
     try:
         results = grade_assignment(course, args.assignment, students=args.students, settings=settings,
-                                   progress=None if args.no_progress else Progress())
+                                   progress=None if args.no_progress else Progress(), dask=args.dask)
     except SandboxUnavailable as refusal:
         print(refusal, file=sys.stderr)
         return 2
+    except Exception as error:
+        from .cluster import ClusterError  # the cluster cannot grade this class (EnvironmentMismatch, ...)
+        if isinstance(error, ClusterError):
+            print(f"coursekit grade --dask: {error}", file=sys.stderr)
+            return 2
+        raise
     seconds = time.monotonic() - started
     if not results:
         print(f"nothing to grade: no folder submitted/*/{args.assignment}/ in {course}", file=sys.stderr)
         return 1
     plot = plot_scores(results, args.plot or course / "reports" / f"{args.assignment}-scores.png", args.assignment)
     print(format_summary(args.assignment, results, exercises_of(course, args.assignment), seconds=seconds,
-                         jobs=settings.workers_for(len(results)), plot=plot))
+                         jobs=None if args.dask else settings.workers_for(len(results)), plot=plot))
     return 0 if all(r.problem is None for r in results) else 1
 
 

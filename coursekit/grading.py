@@ -80,10 +80,12 @@ def submitted_students(course_root: Path, assignment: str) -> list[str]:
 
 
 def grade_assignment(course_root: Path, assignment: str, students: list[str] | None = None,
-                     settings: Grading | None = None, progress=None) -> list[SubmissionResult]:
+                     settings: Grading | None = None, progress=None, dask=None) -> list[SubmissionResult]:
     """Autograde the submissions of `assignment` (all students in submitted/, or `students`).
 
     progress: called as progress(done, total, result) after each student.
+    dask: a Dask scheduler's address, "local:N" or a distributed.Client: grade on that cluster instead of local
+          worker processes (coursekit.cluster; settings.jobs unused).
     Returns one result per student, in the order of `students`; never raises because of a submission. Raises
     SandboxUnavailable, before grading anyone, where no sandbox can run (unless settings.unsafe_no_sandbox).
     """
@@ -94,6 +96,9 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
     students = list(students) if students is not None else submitted_students(course_root, assignment)
     if not students:
         return []
+    if dask:  # one Dask task per submission, on workers that may share no filesystem with this machine
+        from .cluster import grade_on_dask
+        return grade_on_dask(course_root, assignment, students, dask, settings=settings, progress=progress)
     notebooks = len(list((course_root / "source" / assignment).glob("*.ipynb")))
     deadline = settings.deadline_for(notebooks)
     setup = settings.worker_setup()
