@@ -170,6 +170,23 @@ def limited(command: list[str], memory: int, processes: int, file_size: int) -> 
     return ["prlimit", *[l for l in limits if l], "--", *command]
 
 
+FOLDER_PREFIX = "coursekit-kernel-"
+
+
+def remove_abandoned_folders() -> None:
+    """Private folders of kernels whose grader was killed (it never cleaned up): removed by the next one."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        try:
+            pid, started = (folder / "grader.pid").read_text().split()
+            alive = psutil.Process(int(pid)).create_time() == float(started)
+        except psutil.NoSuchProcess:
+            alive = False
+        except (OSError, ValueError, psutil.Error):
+            continue  # not ours to judge (being created, or another user's)
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class SandboxProvisioner(LocalProvisioner):
     """LocalProvisioner, with the kernel started inside a bubblewrap sandbox (see the module's docstring)."""
 
@@ -195,7 +212,9 @@ class SandboxProvisioner(LocalProvisioner):
         km = self.parent
         # A private folder per kernel: its connection file and sockets, and the copy of the notebook's folder.
         # The folder itself is root's (0700) when grading as root: only bubblewrap, as root, reaches into it.
-        self._folder = Path(tempfile.mkdtemp(prefix="coursekit-kernel-")).resolve()
+        remove_abandoned_folders()
+        self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX)).resolve()
+        (self._folder / "grader.pid").write_text(f"{os.getpid()} {psutil.Process().create_time()}")
         connection = self._folder / "connection"
         connection.mkdir()
         km.transport = "ipc"

@@ -1,5 +1,10 @@
 """The grader's guard and sandbox settings, in milliseconds, without a kernel: the guard runs in an in-process IPython
 shell, exactly the code the grader sends to each grading kernel."""
+import os
+import subprocess
+import sys
+
+import psutil
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from nbformat.v4 import new_code_cell
@@ -100,3 +105,16 @@ def test_without_bubblewrap_grading_is_refused_with_the_way_out(monkeypatch):
     monkeypatch.setattr(sandbox, "bwrap", lambda: None)
     assert "not installed" in sandbox._try_sandbox()
     assert "--unsafe-no-sandbox" in sandbox.UNAVAILABLE_HELP
+
+
+def test_the_private_folder_of_a_killed_grader_is_removed_by_the_next_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    abandoned, running = tmp_path / f"{sandbox.FOLDER_PREFIX}dead", tmp_path / f"{sandbox.FOLDER_PREFIX}alive"
+    for folder, pid in [(abandoned, dead.pid), (running, os.getpid())]:
+        (folder / "work").mkdir(parents=True)
+        started = psutil.Process(os.getpid()).create_time() if pid == os.getpid() else 0.0
+        (folder / "grader.pid").write_text(f"{pid} {started}")
+    sandbox.remove_abandoned_folders()
+    assert not abandoned.exists() and running.exists()
