@@ -48,11 +48,13 @@ TIMING = re.compile(r"coursekit: timing \S*: kernel start/stop ([\d.]+) s, cells
 
 
 class PeakMemory:
-    """Samples the resident memory of a process tree in a thread; `peak` in bytes."""
+    """Samples the resident memory of a process tree in a thread; `peak` in bytes. Also keeps the last CPU time seen
+    of each descendant: `cpu_seconds` (processes that lived at least one sampling interval)."""
 
     def __init__(self, root: psutil.Process, baseline: int = 0, include_root: bool = True):
         self.root, self.baseline, self.include_root = root, baseline, include_root
         self.peak = 0
+        self.cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -75,11 +77,19 @@ class PeakMemory:
                 processes = []
             for process in processes:
                 try:
-                    total += process.memory_info().rss
+                    with process.oneshot():
+                        total += process.memory_info().rss
+                        times = process.cpu_times()
+                        self.cpu[(process.pid, process.create_time())] = times.user + times.system
                 except psutil.NoSuchProcess:
                     pass
             self.peak = max(self.peak, total)
             self._stop.wait(0.2)
+
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
 
 
 def build_class(course: Path, assignments: list[str], students: int, seed: int) -> dict[str, int]:

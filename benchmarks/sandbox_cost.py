@@ -19,7 +19,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -28,47 +27,13 @@ import psutil
 from coursekit import testing as subs
 from coursekit.grading import Grading, grade_assignment
 from coursekit.testing import make_course_folder
+from grade_class import PeakMemory  # benchmarks/, beside this script
 
 SETTINGS = {
     "unprotected": "c.GuardedExecute.unsafe_no_sandbox = True\nc.GuardedExecute.check_integrity = False\n",
     "sandbox": "c.GuardedExecute.check_integrity = False\n",
     "protected": "",
 }
-
-
-class TreeCPU:
-    """CPU seconds of this process's descendants (workers, bubblewrap, kernels), sampled every 0.1 s.
-
-    getrusage(RUSAGE_CHILDREN) would miss the sandboxed kernels: bubblewrap's init is killed, not waited for.
-    """
-
-    def __init__(self):
-        self.seen: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds last seen
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        me = psutil.Process()
-        while not self._stop.wait(0.1):
-            for process in me.children(recursive=True):
-                try:
-                    with process.oneshot():
-                        times = process.cpu_times()
-                        self.seen[(process.pid, process.create_time())] = times.user + times.system
-                except psutil.Error:
-                    pass
-
-    @property
-    def seconds(self) -> float:
-        return sum(self.seen.values())
 
 
 def main(argv=None) -> int:
@@ -107,10 +72,12 @@ def main(argv=None) -> int:
     scores = {name: {} for name in SETTINGS}
     for round_ in range(args.rounds):
         for name, course in courses.items():
-            with TreeCPU() as tree:
+            # CPU of the workers, bubblewrap and kernels, sampled: getrusage(RUSAGE_CHILDREN) would miss the
+            # sandboxed kernels (bubblewrap's init is killed, not waited for).
+            with PeakMemory(psutil.Process(), include_root=False) as tree:
                 results = grade_assignment(course, args.assignment,
                                            settings=Grading(jobs=1, unsafe_no_sandbox=name == "unprotected"))
-            cpu[name] += tree.seconds
+            cpu[name] += tree.cpu_seconds
             for result in results:
                 seconds[name].append(result.seconds)
                 kernel[name].append(result.kernel_seconds)
