@@ -56,6 +56,14 @@ else:
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
     c.GuardedExecute.max_output_bytes = 1_000_000
+    # Warm kernels (coursekit.warm): each grading kernel is a fresh fork of a process that has already imported
+    # these, the modules the course's notebooks import, instead of a new Python that imports them again. Add a
+    # module here when a notebook starts importing it; a module missing from the environment stops grading with
+    # an error that names it. --GuardedExecute.warm_kernels=False starts every kernel cold.
+    c.GuardedExecute.preload_modules = [
+        "fastapi", "fastapi.security", "pydantic", "sqlalchemy", "sqlalchemy.ext.asyncio",
+        "sqlalchemy.orm", "aiosqlite", "httpx", "jwt", "pwdlib",
+    ]
 
 # Feedback returned to students must not show the hidden tests: ClearHiddenTests removes them from the cells,
 # coursekit's HideHiddenTestTracebacks from the tracebacks of failing hidden asserts (which quote their line).

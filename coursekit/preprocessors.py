@@ -28,7 +28,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer, List, Unicode
 
 from . import sandbox
 from .integrity import IntegrityChecks
@@ -70,6 +70,19 @@ class GuardedExecute(IntegrityChecks, Execute):
              "where no sandbox can run.",
     ).tag(config=True)
 
+    warm_kernels = Bool(
+        True,
+        help="Start each grading kernel as a fresh fork of a process that has already imported ipykernel and "
+             "preload_modules, inside the same sandbox as a cold kernel (coursekit.warm): about half the time and CPU "
+             "of a notebook is a cold kernel's start. Needs root; elsewhere kernels start cold.",
+    ).tag(config=True)
+
+    preload_modules = List(
+        Unicode(),
+        help="Modules a warm kernel has already imported when it starts: the ones the course's notebooks import. "
+             "A module missing from the environment stops grading with an error that names it.",
+    ).tag(config=True)
+
     def create_kernel_manager(self):
         """nbclient's kernel manager, whose kernel the sandbox provisioner starts (unless unsafe_no_sandbox)."""
         km = super().create_kernel_manager()
@@ -81,7 +94,9 @@ class GuardedExecute(IntegrityChecks, Execute):
             raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
         # jupyter_client starts a kernel with the provisioner its kernel spec names (the local one by default).
         km.kernel_spec.metadata["kernel_provisioner"] = {
-            "provisioner_name": sandbox.PROVISIONER_NAME, "config": {"memory_limit": max(0, self.kernel_memory_limit)}}
+            "provisioner_name": sandbox.PROVISIONER_NAME,
+            "config": {"memory_limit": max(0, self.kernel_memory_limit), "warm": self.warm_kernels,
+                       "preload_modules": list(self.preload_modules)}}
         return km
 
     def preprocess(self, nb, resources=None, km=None):

@@ -40,7 +40,9 @@ except ImportError:
     fcntl = None
 import psutil
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import Integer, List, Unicode
+from traitlets import Bool, Integer, List, Unicode
+
+from . import warm
 
 PROVISIONER_NAME = "coursekit-sandbox"  # the entry point in pyproject.toml
 # Lock files of the uids in use (grading as root): one per kernel running at the moment, on this machine.
@@ -129,7 +131,7 @@ def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, 
     namespaces = ["--unshare-user"] if os.geteuid() else []
     namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     args = [bwrap() or "bwrap", "--die-with-parent", *namespaces, "--hostname", "grader",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_size), "--tmpfs", "/tmp", "--clearenv"]
+            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_size), "--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
     for directory in SYSTEM_DIRS:
         if os.path.islink(directory):
             args += ["--symlink", os.readlink(directory), directory]
@@ -206,7 +208,16 @@ class SandboxProvisioner(LocalProvisioner):
         Unicode(), ["LANG", "LC_ALL", "TZ"], help="Environment variables the kernel keeps; all others are cleared.",
     ).tag(config=True)
 
+    warm = Bool(
+        False, help="Start the kernel as a fork of a process that has already imported ipykernel and preload_modules "
+                    "(coursekit.warm), in the same sandbox: no Python start and no imports per kernel. Needs root; "
+                    "elsewhere kernels start cold.",
+    ).tag(config=True)
+    preload_modules = List(Unicode(), help="Modules a warm kernel has imported before it starts.").tag(config=True)
+
     _folder: Path | None = None
+    _kernel_argv: list[str] | None = None  # a warm kernel's command line, run by the zygote instead of bubblewrap
+    _kernel_pid: tuple[int, float] | None = None  # a warm kernel's pid on the host, and when it started
 
     async def pre_launch(self, **kwargs):
         km = self.parent
@@ -225,6 +236,12 @@ class SandboxProvisioner(LocalProvisioner):
         shutil.copytree(notebook_folder, private_copy, symlinks=True)
 
         kwargs = await super().pre_launch(**kwargs)  # writes the connection file, builds the kernel's command
+        kernel_command = kwargs["cmd"]
+        self._kernel_argv = self._warm_argv(kernel_command)
+        if self._kernel_argv is not None:
+            # A warm kernel: the sandbox runs the waiter, the zygote puts the kernel in it (coursekit.warm).
+            os.mkfifo(connection / "kernel.started", 0o600)
+            kernel_command = [sys.executable, "-I", "-S", "-c", warm.WARM_WAITER, str(connection / "kernel.started")]
         uid = gid = 65534  # as an ordinary user: the id inside the user namespace (nobody)
         binds_read_only = []
         if os.geteuid() == 0:
@@ -240,13 +257,47 @@ class SandboxProvisioner(LocalProvisioner):
         environment = {name: os.environ[name] for name in self.passed_environment if name in os.environ}
         environment.update(HOME="/tmp", PATH=os.pathsep.join(
             [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]), MPLCONFIGDIR="/tmp")
+        self._identity = (uid, gid, environment, notebook_folder)
         command = sandbox_command(
-            kwargs["cmd"], binds=[(str(connection), str(connection)), (str(private_copy), notebook_folder)],
+            kernel_command, binds=[(str(connection), str(connection)), (str(private_copy), notebook_folder)],
             cwd=notebook_folder, env=environment, uid=uid, gid=gid, tmp_size=self.tmp_size, files=binds_read_only)
         kwargs["cmd"] = limited(command, self.memory_limit, self.max_processes, self.max_file_size)
         kwargs["cwd"] = str(self._folder)  # bubblewrap's own working folder, on the host
         kwargs["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # for prlimit, setpriv: nothing else
         return kwargs
+
+    def _warm_argv(self, command: list[str]) -> list[str] | None:
+        """The arguments of ipykernel_launcher in `command`, when this kernel is to start warm (None: cold)."""
+        if not self.warm:
+            return None
+        if os.geteuid() != 0:
+            self.log.info("coursekit: warm kernels need root (to enter a sandbox's namespaces); this kernel starts cold")
+            return None
+        if command[1:3] != ["-m", "ipykernel_launcher"]:
+            self.log.warning("coursekit: not an ipykernel command line, this kernel starts cold: %s", command)
+            return None
+        return ["ipykernel_launcher", *command[3:]]
+
+    def _zygote(self) -> "warm.Zygote":
+        # PYDEVD_DISABLE_FILE_VALIDATION: ipykernel's debugger, preloaded, would warn about frozen modules on import
+        environment = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]), "HOME": "/tmp",
+                       "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        return warm.zygote([*warm.KERNEL_MODULES, *self.preload_modules], environment)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs):
+        connection_info = await super().launch_kernel(cmd, **kwargs)  # bubblewrap: a cold kernel, or the waiter
+        if self._kernel_argv is not None:
+            uid, gid, environment, cwd = self._identity
+            limits = {"RLIMIT_AS": self.memory_limit, "RLIMIT_NPROC": self.max_processes,
+                      "RLIMIT_FSIZE": self.max_file_size}
+            limits = {name: value for name, value in limits.items() if value > 0}
+            limits["RLIMIT_CORE"] = 0
+            request = {"bwrap_pid": self.process.pid, "fifo": str(self._folder / "connection" / "kernel.started"),
+                       "uid": uid, "gid": gid, "env": environment, "cwd": cwd, "limits": limits,
+                       "argv": self._kernel_argv}
+            pid = await self._zygote().start_kernel(request)
+            self._kernel_pid = (pid, psutil.Process(pid).create_time())
+        return connection_info
 
     async def send_signal(self, signum: int) -> None:
         """An interrupt goes to the kernel alone: bubblewrap itself would die of it, and the kernel with it."""
@@ -259,8 +310,13 @@ class SandboxProvisioner(LocalProvisioner):
         await super().send_signal(signum)
 
     def _kernel_process(self) -> "psutil.Process | None":
-        """bubblewrap -> its init in the sandbox -> the kernel (the init's oldest child; later ones are orphans)."""
+        """bubblewrap -> its init in the sandbox -> the kernel (the init's oldest child; later ones are orphans).
+        A warm kernel: the pid the zygote gave, if that process is still in this sandbox."""
         try:
+            if self._kernel_pid is not None:
+                pid, started = self._kernel_pid
+                kernel = psutil.Process(pid)
+                return kernel if kernel.create_time() == started else None
             init = psutil.Process(self.process.pid).children()
             children = init[0].children() if init else []
         except (psutil.NoSuchProcess, AttributeError):
