@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "then change grades and other students' files). Only where no sandbox can run, for "
                                 "work you trust.")
 
+    grade_cmd.add_argument("--cold-kernels", action="store_true",
+                           help="start every kernel as a new Python process instead of a fork of one that has "
+                                "already imported the course's modules (slower; for comparison)")
+
     copy_cmd = commands.add_parser(
         "student-copy", parents=[course],
         help="export what students receive into a folder (the public student repository)",
@@ -72,19 +76,21 @@ def grade(args) -> int:
     from .grading import Grading, grade_assignment
     from .report import Progress, exercises_of, format_summary, plot_scores
     from .sandbox import SandboxUnavailable
+    from .warm import WarmKernelError
 
     course = args.course.resolve()
     if not (course / "source" / args.assignment).is_dir():
         print(f"no such assignment: {course / 'source' / args.assignment}", file=sys.stderr)
         return 2
-    settings = Grading(cell_timeout=args.timeout, db_url=args.db, unsafe_no_sandbox=args.unsafe_no_sandbox)
+    settings = Grading(cell_timeout=args.timeout, db_url=args.db, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                       warm_kernels=not args.cold_kernels)
     if args.jobs:
         settings.jobs = args.jobs
     started = time.monotonic()
     try:
         results = grade_assignment(course, args.assignment, students=args.students, settings=settings,
                                    progress=None if args.no_progress else Progress(), dask=args.dask)
-    except SandboxUnavailable as refusal:
+    except (SandboxUnavailable, WarmKernelError) as refusal:
         print(refusal, file=sys.stderr)
         return 2
     except Exception as error:

@@ -23,7 +23,7 @@ from pathlib import Path
 from traitlets import Bool, Float, Integer, Unicode
 from traitlets.config import Config, Configurable
 
-from . import diagnosis, sandbox
+from . import diagnosis, sandbox, warm
 from .outcomes import Problem, ProblemKind, SubmissionResult
 from .worker import GradeJob, WorkerDied, WorkerProcess, WorkerSetup, WorkerTimedOut
 
@@ -55,6 +55,11 @@ class Grading(Configurable):
                     "runs with the grader's rights. Without this, grading refuses where no sandbox can run.",
     ).tag(config=True)
 
+    warm_kernels = Bool(
+        True, help="Start each kernel as a fork of a process that has already imported the course's modules "
+                   "(coursekit.warm; nbgrader_config.py's GuardedExecute.warm_kernels). False: every kernel starts cold.",
+    ).tag(config=True)
+
     def workers_for(self, students: int) -> int:
         return max(1, min(self.jobs or available_cores(), students))
 
@@ -70,6 +75,8 @@ class Grading(Configurable):
             config.CourseDirectory.db_url = self.db_url
         if self.unsafe_no_sandbox:
             config.GuardedExecute.unsafe_no_sandbox = True
+        if not self.warm_kernels:
+            config.GuardedExecute.warm_kernels = False
         return WorkerSetup(config, self.sqlite_busy_timeout)
 
 
@@ -87,12 +94,15 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
     dask: a Dask scheduler's address, "local:N" or a distributed.Client: grade on that cluster instead of local
           worker processes (coursekit.cluster; settings.jobs unused).
     Returns one result per student, in the order of `students`; never raises because of a submission. Raises
-    SandboxUnavailable, before grading anyone, where no sandbox can run (unless settings.unsafe_no_sandbox).
+    SandboxUnavailable, before grading anyone, where no sandbox can run (unless settings.unsafe_no_sandbox), and
+    WarmKernelError when a module nbgrader_config.py preloads is not installed.
     """
     settings = settings or Grading()
     if not settings.unsafe_no_sandbox and (reason := sandbox.unavailable_reason()):
         raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
     course_root = Path(course_root).resolve()
+    if settings.warm_kernels and not settings.unsafe_no_sandbox:
+        warm.check_preload_modules(course_root)
     students = list(students) if students is not None else submitted_students(course_root, assignment)
     if not students:
         return []

@@ -295,7 +295,12 @@ class SandboxProvisioner(LocalProvisioner):
             request = {"bwrap_pid": self.process.pid, "fifo": str(self._folder / "connection" / "kernel.started"),
                        "uid": uid, "gid": gid, "env": environment, "cwd": cwd, "limits": limits,
                        "argv": self._kernel_argv}
-            pid = await self._zygote().start_kernel(request)
+            zygote = self._zygote()
+            pid = await zygote.start_kernel(request)
+            if not zygote.announced:
+                zygote.announced = True
+                self.log.info("coursekit: warm kernels, forked from template process %d (%d modules preloaded)",
+                              zygote.process.pid, len(zygote.modules))
             self._kernel_pid = (pid, psutil.Process(pid).create_time())
         return connection_info
 

@@ -60,6 +60,7 @@ NAMESPACES = {"ipc": 0x08000000, "uts": 0x04000000, "net": 0x40000000, "cgroup":
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 
 _libc = ctypes.CDLL(None, use_errno=True)
+SET_BY_MODULES: dict[str, str] = {}  # in the zygote: environment variables the preloaded modules set
 
 
 class WarmKernelError(RuntimeError):
@@ -74,6 +75,7 @@ def serve(control: str, status_fd: int, modules: list[str]) -> None:
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # `python -m` put the zygote's working folder first; a kernel would not have it
     status = os.fdopen(status_fd, "w")
+    before = dict(os.environ)
     for module in modules:
         try:
             importlib.import_module(module)
@@ -81,6 +83,10 @@ def serve(control: str, status_fd: int, modules: list[str]) -> None:
             status.write(json.dumps({"error": f"cannot preload module {module!r}: {type(error).__name__}: {error}"}))
             status.close()
             sys.exit(1)
+    # What the modules put into the environment as they loaded (debugpy does), a kernel keeps: a cold one would
+    # have set it too, after the sandbox cleared the rest.
+    global SET_BY_MODULES
+    SET_BY_MODULES = {name: value for name, value in os.environ.items() if before.get(name) != value}
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:  # a fork only copies the thread that forks: a kernel would lack the others
         status.write(json.dumps({"error": f"the preloaded modules started {threads - 1} thread(s); a process with "
@@ -231,7 +237,7 @@ def _become_kernel(request: dict, fifo: int, ready: int) -> None:
         os.write(fifo, f"{os.getpid()}\n".encode())
         os.close(fifo)
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update({**request["env"], **SET_BY_MODULES, "PWD": request["cwd"]})  # PWD: as bubblewrap sets it
         os.chdir(request["cwd"])
         import random
         random.seed()  # the fork copied the zygote's generator: each kernel draws its own numbers
@@ -292,7 +298,8 @@ class Zygote:
             stdin=subprocess.PIPE, pass_fds=[status_write], cwd="/", env=environment)
         os.close(status_write)
         self._status_read = status_read
-        self._ready: str | None = None
+        self._ready: str | None = None  # "" once ready; the error if it could not start
+        self.announced = False  # the grader's log has said that kernels start warm
 
     def wait_ready(self) -> None:
         """Block until the zygote has imported its modules; WarmKernelError (saying which module) if it could not."""
@@ -344,6 +351,28 @@ class Zygote:
             except Exception:
                 self.process.kill()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def check_preload_modules(course_root) -> None:
+    """WarmKernelError, naming them, when modules the course's nbgrader_config.py preloads are not installed here."""
+    import importlib.util
+    from traitlets.config.loader import PyFileConfigLoader
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
+    if not config.GuardedExecute.get("warm_kernels", True):
+        return
+    missing = []
+    for module in config.GuardedExecute.get("preload_modules", []):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # a parent package is missing
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        raise WarmKernelError(
+            f"Grading refused: {', '.join(missing)} cannot be imported in this environment, and nbgrader_config.py "
+            "preloads it into every grading kernel (c.GuardedExecute.preload_modules). Install it (`make setup-dev`, "
+            "or pip install -r requirements.txt), or remove it from that list.")
 
 
 _zygotes: dict[tuple, Zygote] = {}

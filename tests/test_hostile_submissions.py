@@ -286,6 +286,7 @@ def test_plain_nbgrader_autograde_uses_the_same_sandbox_and_checks(tmp_path):
     schema = gradebook_schema(course)
     run = nbgrader(course, "autograde", ASSIGNMENT, f"--Execute.timeout={CELL_TIMEOUT}")
     assert "tampered with grading" in run.stderr
+    assert "coursekit: warm kernels, forked from template process" in run.stderr  # the kernels coursekit grade uses
     assert gradebook_schema(course) == schema
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "fastapi-async-db") as gradebook:
