@@ -6,18 +6,21 @@ Builds a course folder with every assignment (default: all three) and a class of
 hand in every notebook, made from the course's own notebooks and realistic answers (coursekit.submissions):
 about 45 % correct, 40 % with one realistic wrong answer (tests/wrong_answers/), 10 % with two, 5 % blank
 (coursekit.testing).
-Two copies of that folder are graded in the same run, one after the other:
+Copies of that folder are graded in the same run, one after the other, each in one of these ways:
 
-- plain:    `nbgrader autograde ASSIGNMENT --force` per assignment (one process, students one after another);
-- parallel: coursekit.grading.grade_assignment(..., jobs=N) per assignment (N worker processes, default all cores).
+- plain cold:      `nbgrader autograde ASSIGNMENT --force --GuardedExecute.warm_kernels=False`, as nbgrader grades
+                   without coursekit's warm kernels (one process, students one after another, a new Python per kernel);
+- plain warm:      `nbgrader autograde ASSIGNMENT --force` with the course's config (warm kernels, coursekit.warm);
+- coursekit cold:  coursekit.grading.grade_assignment(..., jobs=N, warm_kernels=False) (N worker processes);
+- coursekit warm:  coursekit.grading.grade_assignment(..., jobs=N), the default of `coursekit grade`.
 
-Prints, for each: wall time, submissions per minute, peak memory (sum of the resident memory of the grading
-processes and their kernels, sampled every 0.2 s), and per notebook the time split into kernel start/stop,
-running the cells, and the rest (nbgrader itself, the gradebook, process start), and the CPU time per submission
-(all processes, kernels included: comparable even when other work shares the machine). Then the speed-up, whether both
-wrote the same score for every test cell, and how often "database is locked" appeared. Not a test: it takes
-long (about 45 min for 100 students x 3 notebooks on 2 cores, both runs) and its figures depend on the machine
-and its load.
+--runs picks some of them (default: all four). Prints, for each: wall time, submissions per minute, peak memory (sum
+of the resident memory of the grading processes, their template processes and kernels, sampled every 0.2 s), and
+per notebook the time split into kernel start/stop, running the cells, and the rest (nbgrader itself, the
+gradebook, process start), and the CPU time per submission (all processes, kernels included: comparable even when
+other work shares the machine). Then each run's speed-up over plain cold, whether every run wrote the same score
+for every test cell, and how often "database is locked" appeared. Not a test: it takes long (about 45 min for 100
+students x 3 notebooks on 2 cores, all runs) and its figures depend on the machine and its load.
 """
 import argparse
 import os
@@ -127,13 +130,14 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_plain(course: Path, assignment: str) -> dict:
+def run_plain(course: Path, assignment: str, warm: bool) -> dict:
     """`nbgrader autograde ASSIGNMENT` as an instructor runs it: one process, every student in turn."""
     log = course / f"plain-{assignment}.log"
     cpu = children_cpu()
     started = time.perf_counter()
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"],
+        process = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force",
+                                    f"--GuardedExecute.warm_kernels={warm}"],
                                    cwd=course, env=ENV_WITH_VENV, stdout=out, stderr=subprocess.STDOUT)
         with PeakMemory(psutil.Process(process.pid)) as memory:
             process.wait()
@@ -144,18 +148,23 @@ def run_plain(course: Path, assignment: str) -> dict:
             "exit": process.returncode, "cpu": children_cpu() - cpu}
 
 
-def run_parallel(course: Path, assignment: str, jobs: int) -> dict:
+def run_parallel(course: Path, assignment: str, jobs: int, warm: bool) -> dict:
     me = psutil.Process()
     cpu, own_cpu = children_cpu(), sum(me.cpu_times()[:2])
     started = time.perf_counter()
     with PeakMemory(me, baseline=me.memory_info().rss) as memory:
-        results = grade_assignment(course, assignment, settings=Grading(jobs=jobs))
+        results = grade_assignment(course, assignment, settings=Grading(jobs=jobs, warm_kernels=warm))
     seconds = time.perf_counter() - started
     split = [(t.kernel_seconds, t.cells_seconds) for r in results for t in r.timings]
     return {"seconds": seconds, "peak": memory.peak, "split": split,
             "cpu": children_cpu() - cpu + sum(me.cpu_times()[:2]) - own_cpu,
             "locked": sum(r.log.count("database is locked") for r in results),
             "problems": [f"{r.student}: {r.problem}" for r in results if r.problem]}
+
+
+# name -> (how it grades, warm kernels)
+RUNS = {"plain cold": ("plain", False), "plain warm": ("plain", True),
+        "coursekit cold": ("coursekit", False), "coursekit warm": ("coursekit", True)}
 
 
 def main(argv=None) -> int:
@@ -165,6 +174,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: all cores)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, default=None, help="keep the course folders here")
+    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="default: all")
     args = parser.parse_args(argv)
     assignments = args.assignments or course_assignments(COURSE_ROOT)
 
@@ -174,33 +184,37 @@ def main(argv=None) -> int:
     print(f"building the class in {scratch} ...", flush=True)
     make_course_folder(base, assignments)
     kinds = build_class(base, assignments, args.students, args.seed)
-    plain_course, parallel_course = scratch / "plain", scratch / "parallel"
-    for copy in (plain_course, parallel_course):
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(base, copy)
+    courses = {}
+    for name in args.runs:
+        courses[name] = scratch / name.replace(" ", "-")
+        shutil.rmtree(courses[name], ignore_errors=True)
+        shutil.copytree(base, courses[name])
     total = args.students * len(assignments)
     print(f"synthetic class: {args.students} students x {len(assignments)} notebooks = {total} submissions "
           f"({', '.join(f'{n} {k}' for k, n in kinds.items())})")
     print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} before grading", flush=True)
 
-    plain, parallel = {}, {}
-    for assignment in assignments:
-        plain[assignment] = run_plain(plain_course, assignment)
-        print(f"  plain    {assignment}: {plain[assignment]['seconds']:7.1f} s", flush=True)
-    for assignment in assignments:
-        parallel[assignment] = run_parallel(parallel_course, assignment, args.jobs)
-        print(f"  parallel {assignment}: {parallel[assignment]['seconds']:7.1f} s", flush=True)
+    runs: dict[str, dict] = {}
+    for name in args.runs:
+        kind, warm = RUNS[name]
+        runs[name] = {}
+        for assignment in assignments:
+            if kind == "plain":
+                runs[name][assignment] = run_plain(courses[name], assignment, warm)
+            else:
+                runs[name][assignment] = run_parallel(courses[name], assignment, args.jobs, warm)
+            print(f"  {name:15s} {assignment}: {runs[name][assignment]['seconds']:7.1f} s", flush=True)
     load_after = os.getloadavg()
 
-    def figures(runs: dict, workers: int) -> list[str]:
-        seconds = sum(r["seconds"] for r in runs.values())
+    def figures(by_assignment: dict, workers: int) -> list[str]:
+        seconds = sum(r["seconds"] for r in by_assignment.values())
         rate = total / seconds * 60
-        peak = max(r["peak"] for r in runs.values())
-        cpu = sum(r["cpu"] for r in runs.values()) / total
+        peak = max(r["peak"] for r in by_assignment.values())
+        cpu = sum(r["cpu"] for r in by_assignment.values()) / total
         lines = [f"{seconds / 60:6.1f} min  {rate:6.1f} submissions/min  peak memory {peak / 2**20:6.0f} MiB  "
                  f"CPU {cpu:4.1f} s per submission"]
-        for assignment, r in runs.items():
+        for assignment, r in by_assignment.items():
             split = r["split"] or [(float("nan"), float("nan"))]
             kernel, cells = statistics.fmean(k for k, _ in split), statistics.fmean(c for _, c in split)
             per_notebook = r["seconds"] * workers / args.students  # worker-seconds spent on one notebook
@@ -208,24 +222,31 @@ def main(argv=None) -> int:
                          f" + cells {cells:4.1f} s + nbgrader and the rest {per_notebook - kernel - cells:4.1f} s")
         return lines
 
-    plain_seconds = sum(r["seconds"] for r in plain.values())
-    parallel_seconds = sum(r["seconds"] for r in parallel.values())
     print()
-    print("plain `nbgrader autograde` (serial):\n  " + "\n  ".join(figures(plain, 1)))
-    print(f"`coursekit grade --jobs {args.jobs}`:\n  " + "\n  ".join(figures(parallel, args.jobs)))
-    print(f"speed-up: {plain_seconds / parallel_seconds:.2f}x  (load average after: "
-          f"{' '.join(f'{x:.2f}' for x in load_after)})")
-    same = all(cell_scores(plain_course, a) == cell_scores(parallel_course, a) for a in assignments)
-    cells = sum(len(cell_scores(plain_course, a)) for a in assignments)
-    print(f"same score for every test cell in both gradebooks: {'yes' if same else 'NO'} ({cells} graded cells)")
-    print(f'"database is locked": plain {sum(r["locked"] for r in plain.values())}, '
-          f'parallel {sum(r["locked"] for r in parallel.values())}')
-    problems = [p for r in parallel.values() for p in r["problems"]]
+    seconds = {name: sum(r["seconds"] for r in by_assignment.values()) for name, by_assignment in runs.items()}
+    for name, by_assignment in runs.items():
+        workers = 1 if RUNS[name][0] == "plain" else args.jobs
+        title = {"plain cold": "`nbgrader autograde --GuardedExecute.warm_kernels=False` (serial, cold kernels)",
+                 "plain warm": "`nbgrader autograde` (serial, warm kernels)",
+                 "coursekit cold": f"`coursekit grade --jobs {args.jobs} --cold-kernels`",
+                 "coursekit warm": f"`coursekit grade --jobs {args.jobs}` (warm kernels)"}[name]
+        ratio = f"  {seconds['plain cold'] / seconds[name]:.2f}x plain cold" if "plain cold" in seconds else ""
+        print(f"{name}: {title}{ratio}\n  " + "\n  ".join(figures(by_assignment, workers)))
+    print(f"(load average after: {' '.join(f'{x:.2f}' for x in load_after)})")
+    names = list(runs)
+    same = all(cell_scores(courses[names[0]], a) == cell_scores(courses[other], a)
+               for other in names[1:] for a in assignments)
+    cells = sum(len(cell_scores(courses[names[0]], a)) for a in assignments)
+    print(f"same score for every test cell in all {len(names)} gradebooks: {'yes' if same else 'NO'} "
+          f"({cells} graded cells each)")
+    print('"database is locked": ' + ", ".join(f'{name} {sum(r["locked"] for r in by_assignment.values())}'
+                                                for name, by_assignment in runs.items()))
+    problems = [f"{name}: {p}" for name, by_assignment in runs.items() for r in by_assignment.values()
+                for p in r.get("problems", [])]
     print(f"submissions reported by coursekit grade: {len(problems)}" + "".join(f"\n  {p}" for p in problems[:10]))
     if not args.keep:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0 if same else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -60,6 +60,7 @@ class NotebookIntegrity:
     untrusted: dict[str, str] = field(default_factory=dict)  # test cell -> why it scored 0
     restored: dict[str, None] = field(default_factory=dict)  # hooks put back before the tests (ordered set)
     kernel_silent: bool = False  # a probe timed out: the kernel stopped answering (not tampering as such)
+    failed_since_check: bool = False  # a cell failed since the last probe: the next one collects its garbage
 
 
 def builtin_names(source: str) -> tuple[str, ...]:
@@ -118,7 +119,8 @@ class IntegrityChecks:
     async def _probe(self, names: tuple[str, ...] = (), marker: str | None = None) -> ProbeResult | None:
         """Run the guard's check and a canary error in the kernel; None when the kernel did not answer in time."""
         nonce, canary = secrets.token_hex(8), secrets.token_hex(8)
-        code = f"{GUARD}.check({nonce!r}, {names!r}, {marker!r});\nraise AssertionError({canary!r})\n"
+        collect, self.integrity.failed_since_check = self.integrity.failed_since_check, False
+        code = f"{GUARD}.check({nonce!r}, {names!r}, {marker!r}, {collect!r});\nraise AssertionError({canary!r})\n"
         texts, errors = [], []
 
         def collect(msg):
@@ -147,7 +149,10 @@ class IntegrityChecks:
         state = self.integrity
         if (state is None or not is_test_cell(cell) or not cell.source.strip()
                 or self.skip_cells_with_tag in cell.metadata.get("tags", [])):
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            if state is not None and any(o.output_type == "error" for o in cell.get("outputs", [])):
+                state.failed_since_check = True
+            return cell
         name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"#{cell_index + 1}"
         if state.lost:
             return self._untrusted(cell, name, state.lost)
@@ -169,10 +174,11 @@ class IntegrityChecks:
         if not await ensure_async(self.km.is_alive()):
             return cell
 
+        failed = any(output.output_type == "error" for output in cell.outputs)
+        state.failed_since_check |= failed  # the probe collects what the failed test left (Guard.collect_garbage)
         after = await self._probe(marker=marker)
         if not self._trust(after, name, "after"):
             return self._untrusted(cell, name, state.lost)
-        failed = any(output.output_type == "error" for output in cell.outputs)
         if after.found:
             state.restored.update(dict.fromkeys(after.found))
             return self._untrusted(cell, name, f"code run by this test changed {', '.join(after.found)}")

@@ -15,6 +15,7 @@ the notebook's (canary errors that must come back, a marker the test cell's last
 "Security" section for what stays possible.
 """
 import builtins
+import gc
 import json
 import sys
 import threading
@@ -76,11 +77,14 @@ class Guard:
         """The last line of a test cell calls this: the cell ran to its end."""
         self.reached.add(marker)
 
-    def check(self, nonce: str, names: tuple = (), marker: str | None = None) -> dict:
+    def check(self, nonce: str, names: tuple = (), marker: str | None = None, collect: bool = False) -> dict:
         """Put back every hook found changed; print one JSON line: what was found, and whether `marker` was reached.
 
         names: the built-in names the next test cell uses; a notebook variable that hides one is removed.
+        collect: a cell failed since the last check: free what it left (see collect_garbage).
         """
+        if collect:
+            self.collect_garbage()
         found = self.restore()
         ns = self.shell.user_ns
         for name in names:
@@ -91,6 +95,20 @@ class Guard:
         answer = {"guard": nonce, "found": found, "reached": marker in self.reached if marker else None}
         print(json.dumps(answer))
         return answer
+
+    def collect_garbage(self) -> None:
+        """Free now what failed cells left: their tracebacks hold objects in reference cycles, which Python frees
+        whenever its garbage collector happens to run next. A coroutine a wrong answer never awaited then prints
+        "RuntimeWarning: coroutine ... was never awaited" (or "Exception ignored in: <coroutine ...>") into whatever
+        cell runs at that moment, often a later exercise's test cell, and a test cell that prints to stderr scores
+        0. Here it prints into this check's output, which the grader does not keep."""
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):  # the last error, kept for %debug
+            if hasattr(sys, name):
+                delattr(sys, name)
+        self.shell.last_execution_result = None
+        if hasattr(getattr(self.shell, "InteractiveTB", None), "tb"):
+            self.shell.InteractiveTB.tb = None
+        gc.collect()
 
     def restore(self) -> list[str]:
         """Put back what differs from the state noted at start; the names of what was put back."""

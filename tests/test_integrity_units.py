@@ -118,3 +118,41 @@ def test_the_private_folder_of_a_killed_grader_is_removed_by_the_next_one(tmp_pa
         (folder / "grader.pid").write_text(f"{pid} {started}")
     sandbox.remove_abandoned_folders()
     assert not abandoned.exists() and running.exists()
+
+
+# A wrong answer's coroutine, never awaited, held by the failing cell's traceback in a reference cycle.
+UNAWAITED = """
+async def execute():
+    return 1
+
+def report():
+    row = execute()  # forgets await
+    holder = {"row": row}
+    holder["self"] = holder  # a reference cycle: freed by the garbage collector, whenever it runs
+    return row.one()
+
+report()
+"""
+
+
+@pytest.mark.parametrize("collect", [True, False], ids=["collected-by-the-check", "not-collected"])
+def test_what_a_failed_cell_left_is_freed_by_the_check_not_in_a_later_test_cell(shell, guard, collect):
+    """Otherwise its "coroutine was never awaited" warning lands in whatever cell runs when the collector does."""
+    import gc
+    import warnings
+
+    def warned(action) -> bool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            action()
+        return any("was never awaited" in str(w.message) for w in caught)
+
+    gc.collect()
+    shell.run_cell(UNAWAITED, silent=True)
+    during_check = warned(lambda: guard.check("nonce", collect=collect))
+    shell.run_cell("raise AssertionError('canary')", silent=True)  # as the probe does: the failed cell's error is let go
+    later = warned(lambda: shell.run_cell("import gc; gc.collect()", silent=True))  # the collector, in a later cell
+    if collect:
+        assert during_check and not later
+    else:  # the control: without the collection, the warning reaches the later cell
+        assert not during_check and later
