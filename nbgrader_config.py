@@ -6,6 +6,8 @@ from sqlalchemy.exc import SAWarning
 
 # nbgrader 0.9 with SQLAlchemy 2 warns "Object of type <SubmittedAssignment> not in session" on every
 # autograde. It is harmless noise from nbgrader's own code; silence only that module's SAWarnings.
+# Removable when nbgrader's Gradebook.add_submission adds the submission to its session before filling it in
+# (no upstream issue found as of nbgrader 0.9.6).
 warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.")
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
@@ -67,6 +69,8 @@ else:
 
 # Feedback returned to students must not show the hidden tests: ClearHiddenTests removes them from the cells,
 # coursekit's HideHiddenTestTracebacks from the tracebacks of failing hidden asserts (which quote their line).
+# HideHiddenTestTracebacks is removable when nbgrader's feedback hides them in tracebacks too: nbgrader issue 917,
+# open as of nbgrader 0.9.6 (https://github.com/jupyter/nbgrader/issues/917).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",

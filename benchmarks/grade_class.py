@@ -14,8 +14,9 @@ Copies of that folder are graded in the same run, one after the other, each in o
 - coursekit cold:  coursekit.grading.grade_assignment(..., jobs=N, warm_kernels=False) (N worker processes);
 - coursekit warm:  coursekit.grading.grade_assignment(..., jobs=N), the default of `coursekit grade`.
 
---runs picks some of them (default: all four). Prints, for each: wall time, submissions per minute, peak memory (sum
-of the resident memory of the grading processes, their template processes and kernels, sampled every 0.2 s), and
+--runs picks some of them (default: all four). Prints, for each: wall time, submissions per minute, peak memory (of the grading processes, their
+template processes and kernels, sampled every 0.2 s: summed PSS, which counts a page shared by forks once, and the
+summed resident sizes, which count it in every process), and
 per notebook the time split into kernel start/stop, running the cells, and the rest (nbgrader itself, the
 gradebook, process start), and the CPU time per submission (all processes, kernels included: comparable even when
 other work shares the machine). Then each run's speed-up over plain cold, whether every run wrote the same score
@@ -50,13 +51,30 @@ from coursekit.testing import COURSE_ROOT, make_course_folder
 TIMING = re.compile(r"coursekit: timing \S*: kernel start/stop ([\d.]+) s, cells ([\d.]+) s")
 
 
+def proportional_memory(pid: int) -> int:
+    """Bytes of memory a process uses, its pages shared with others divided among them (Linux's PSS; 0 if unknown).
+
+    Forked kernels share their template process's pages: summing resident sizes would count those pages once per
+    kernel, summing PSS counts them once."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 class PeakMemory:
-    """Samples the resident memory of a process tree in a thread; `peak` in bytes. Also keeps the last CPU time seen
-    of each descendant: `cpu_seconds` (processes that lived at least one sampling interval)."""
+    """Samples the memory of a process tree in a thread: `peak`, the most the resident sizes summed to, and
+    `peak_pss`, the most their proportional sizes (PSS) summed to, in bytes. Also keeps the last CPU time seen of
+    each descendant: `cpu_seconds` (processes that lived at least one sampling interval)."""
 
     def __init__(self, root: psutil.Process, baseline: int = 0, include_root: bool = True):
         self.root, self.baseline, self.include_root = root, baseline, include_root
-        self.peak = 0
+        self.baseline_pss = proportional_memory(root.pid) if baseline else 0
+        self.peak = self.peak_pss = 0
         self.cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -71,22 +89,24 @@ class PeakMemory:
 
     def _run(self):
         while not self._stop.is_set():
-            total = 0
+            total = total_pss = 0
             try:
                 processes = self.root.children(recursive=True)
                 if self.include_root:
                     total += max(0, self.root.memory_info().rss - self.baseline)
+                    total_pss += max(0, proportional_memory(self.root.pid) - self.baseline_pss)
             except psutil.NoSuchProcess:
                 processes = []
             for process in processes:
                 try:
                     with process.oneshot():
                         total += process.memory_info().rss
+                        total_pss += proportional_memory(process.pid)
                         times = process.cpu_times()
                         self.cpu[(process.pid, process.create_time())] = times.user + times.system
                 except psutil.NoSuchProcess:
                     pass
-            self.peak = max(self.peak, total)
+            self.peak, self.peak_pss = max(self.peak, total), max(self.peak_pss, total_pss)
             self._stop.wait(0.2)
 
 
@@ -144,7 +164,8 @@ def run_plain(course: Path, assignment: str, warm: bool) -> dict:
     seconds = time.perf_counter() - started
     text = log.read_text()
     split = [(float(k), float(c)) for k, c in TIMING.findall(text)]
-    return {"seconds": seconds, "peak": memory.peak, "split": split, "locked": text.count("database is locked"),
+    return {"seconds": seconds, "peak": memory.peak, "pss": memory.peak_pss, "split": split,
+            "locked": text.count("database is locked"),
             "exit": process.returncode, "cpu": children_cpu() - cpu}
 
 
@@ -156,7 +177,7 @@ def run_parallel(course: Path, assignment: str, jobs: int, warm: bool) -> dict:
         results = grade_assignment(course, assignment, settings=Grading(jobs=jobs, warm_kernels=warm))
     seconds = time.perf_counter() - started
     split = [(t.kernel_seconds, t.cells_seconds) for r in results for t in r.timings]
-    return {"seconds": seconds, "peak": memory.peak, "split": split,
+    return {"seconds": seconds, "peak": memory.peak, "pss": memory.peak_pss, "split": split,
             "cpu": children_cpu() - cpu + sum(me.cpu_times()[:2]) - own_cpu,
             "locked": sum(r.log.count("database is locked") for r in results),
             "problems": [f"{r.student}: {r.problem}" for r in results if r.problem]}
@@ -211,9 +232,10 @@ def main(argv=None) -> int:
         seconds = sum(r["seconds"] for r in by_assignment.values())
         rate = total / seconds * 60
         peak = max(r["peak"] for r in by_assignment.values())
+        pss = max(r["pss"] for r in by_assignment.values())
         cpu = sum(r["cpu"] for r in by_assignment.values()) / total
-        lines = [f"{seconds / 60:6.1f} min  {rate:6.1f} submissions/min  peak memory {peak / 2**20:6.0f} MiB  "
-                 f"CPU {cpu:4.1f} s per submission"]
+        lines = [f"{seconds / 60:6.1f} min  {rate:6.1f} submissions/min  peak memory {pss / 2**20:5.0f} MiB PSS "
+                 f"({peak / 2**20:5.0f} MiB RSS summed)  CPU {cpu:4.2f} s per submission"]
         for assignment, r in by_assignment.items():
             split = r["split"] or [(float("nan"), float("nan"))]
             kernel, cells = statistics.fmean(k for k, _ in split), statistics.fmean(c for _, c in split)

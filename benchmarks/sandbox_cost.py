@@ -29,10 +29,12 @@ from coursekit.grading import Grading, grade_assignment
 from coursekit.testing import make_course_folder
 from grade_class import PeakMemory  # benchmarks/, beside this script
 
+# Cold kernels in all three: this measures what protection costs; benchmarks/grade_class.py measures warm kernels.
+COLD = "c.GuardedExecute.warm_kernels = False\n"
 SETTINGS = {
-    "unprotected": "c.GuardedExecute.unsafe_no_sandbox = True\nc.GuardedExecute.check_integrity = False\n",
-    "sandbox": "c.GuardedExecute.check_integrity = False\n",
-    "protected": "",
+    "unprotected": COLD + "c.GuardedExecute.unsafe_no_sandbox = True\nc.GuardedExecute.check_integrity = False\n",
+    "sandbox": COLD + "c.GuardedExecute.check_integrity = False\n",
+    "protected": COLD,
 }
 
 

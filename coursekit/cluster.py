@@ -488,7 +488,9 @@ def _kill_kernels() -> int:
     doomed = []
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error):
-            if any("ipykernel" in part for part in child.cmdline()):
+            # A kernel's sandbox (everything in it dies with it, a warm kernel included), or a kernel started
+            # without one. Not the warm kernels' template process (coursekit.warm): it never ran a student's code.
+            if child.name() == "bwrap" or any("ipykernel_launcher" in part for part in child.cmdline()):
                 doomed += [child, *child.children(recursive=True)]
     for process in doomed:
         with contextlib.suppress(psutil.Error):

@@ -7,13 +7,16 @@
 - `DeduplicateCells` replaces nbgrader's DeduplicateIds at autograde: a student who copied a graded cell left
   nbgrader with an empty `nbgrader` metadata on the other copies, which its CheckCellMetadata takes for an old
   schema (SchemaTooOldError: the whole notebook goes ungraded). Here the other copies become plain cells.
+  Removable when nbgrader grades a notebook with a copied cell: nbgrader issue 1083 (open in 0.9.6; PR 1753).
 - `KeepCourseSkipTags` runs at autograde before GuardedExecute. nbclient, which runs the notebooks, skips the cells
   tagged `c.Execute.skip_cells_with_tag` (here `skip-when-grading`, the course's demo cells; by default
   `skip-execution`). A student could tag a test cell the same way, and a test cell that never runs raises
   nothing: full marks. So the tag stays only on the cells the master notebook in source/ tags.
+  Removable when nbgrader ignores a skip tag the master notebook lacks (no upstream issue found as of nbgrader 0.9.6).
 - `HideHiddenTestTracebacks` runs in generate_feedback before nbgrader's ClearHiddenTests: ClearHiddenTests
   removes the hidden tests from the cell's source, but a failing hidden assert still shows its own line (and
   the lines around it) in the error's traceback. This replaces those traceback frames with a short note.
+  Removable when nbgrader's feedback hides hidden tests in tracebacks too: nbgrader issue 917 (open in 0.9.6).
 """
 import asyncio
 import re
@@ -196,7 +199,11 @@ def _cell_name(cell, index: int) -> str:
 
 
 class DeduplicateCells(DeduplicateIds):
-    """nbgrader's DeduplicateIds (the last copy of a cell keeps its grade id), leaving the others plain cells."""
+    """nbgrader's DeduplicateIds (the last copy of a cell keeps its grade id), leaving the others plain cells.
+
+    Removable when nbgrader grades a notebook with a copied cell instead of raising SchemaTooOldError:
+    https://github.com/jupyter/nbgrader/issues/1083 (open as of nbgrader 0.9.6; PR 1753 proposes a fix).
+    """
 
     def preprocess_cell(self, cell, resources, index):
         grade_id = _grade_id(cell)
@@ -210,7 +217,11 @@ class DeduplicateCells(DeduplicateIds):
 
 
 class KeepCourseSkipTags(NbGraderPreprocessor):
-    """The tag that makes Execute skip a cell stays only on the cells that carry it in source/ (by grade id)."""
+    """The tag that makes Execute skip a cell stays only on the cells that carry it in source/ (by grade id).
+
+    Removable when nbgrader ignores a skip tag the master notebook lacks: OverwriteCells restores a test cell's source
+    but not its tags (no upstream issue found as of nbgrader 0.9.6).
+    """
 
     def preprocess(self, nb, resources):
         tag = self.config.Execute.get("skip_cells_with_tag", "skip-execution")  # nbclient's default
@@ -242,7 +253,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class HideHiddenTestTracebacks(NbGraderPreprocessor):
-    """In cells with hidden tests, replace the traceback frames that show the cell's own code with a note."""
+    """In cells with hidden tests, replace the traceback frames that show the cell's own code with a note.
+
+    Removable when nbgrader's feedback also hides hidden tests in tracebacks: nbgrader issue 917, open as of 0.9.6
+    (https://github.com/jupyter/nbgrader/issues/917; issue 1156, closed as its duplicate, names the traceback).
+    """
 
     begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
     end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)

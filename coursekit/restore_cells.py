@@ -16,7 +16,8 @@ checksum warning also fires for every untouched cell with hidden tests: nbgrader
 
 Removable once a nbgrader release restores a deleted cell whatever cell precedes it and skips emptied metadata in
 add_missing_task_cells (both fail in 0.9.6, the newest release when this was written); the change records would
-then move to a small OverwriteCells subclass.
+then move to a small OverwriteCells subclass. Upstream: no issue found for the KeyError after a locked cell (the
+restore came with PR 1770, for issue 1682); the emptied metadata is https://github.com/jupyter/nbgrader/issues/1083.
 """
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, OverwriteCells
@@ -25,6 +26,11 @@ from .outcomes import CellChange, ChangeKind, report
 
 
 class RestoreMissingCells(OverwriteCells):
+    """nbgrader's OverwriteCells, whose restore of deleted cells also works after a locked cell and a copied cell.
+
+    Removable when nbgrader restores a cell deleted after a locked cell (no upstream issue found as of nbgrader 0.9.6)
+    and nbgrader issue 1083 (copied cells) is fixed: see the module's docstring.
+    """
 
     def preprocess_cell(self, cell, resources, cell_index):
         """nbgrader's check of one cell against the gradebook, reporting a locked cell whose source it put back."""

@@ -301,25 +301,27 @@ class Zygote:
         os.close(status_write)
         self._status_read = status_read
         self._ready: str | None = None  # "" once ready; the error if it could not start
+        self._ready_lock = threading.Lock()
         self.announced = False  # the grader's log has said that kernels start warm
 
     def wait_ready(self) -> None:
         """Block until the zygote has imported its modules; WarmKernelError (saying which module) if it could not."""
-        if self._ready is not None:
-            return
+        with self._ready_lock:  # kernels may start from several threads at once
+            if self._ready is None:
+                self._ready = self._read_status()
+        if self._ready:
+            raise WarmKernelError(f"The warm-kernel template process could not start: {self._ready}. Install what "
+                                  "is missing, or change GuardedExecute.preload_modules in nbgrader_config.py.")
+
+    def _read_status(self) -> str:
+        """The empty string once the zygote is ready, or why it could not start."""
         with os.fdopen(self._status_read) as status:
             text = status.read()
         try:
             answer = json.loads(text)
         except ValueError:
             answer = {"error": f"it exited with code {self.process.wait()} before it was ready"}
-        if "error" in answer:
-            self._ready = answer["error"]
-        else:
-            self._ready = ""
-        if self._ready:
-            raise WarmKernelError(f"The warm-kernel template process could not start: {self._ready}. Install what "
-                                  "is missing, or change GuardedExecute.preload_modules in nbgrader_config.py.")
+        return answer.get("error", "")
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -327,8 +329,6 @@ class Zygote:
     async def start_kernel(self, request: dict, timeout: float = 60) -> int:
         import asyncio
         self.wait_ready()
-        if self._ready:
-            raise WarmKernelError(self._ready)
         reader, writer = await asyncio.open_unix_connection(self.control)
         try:
             writer.write((json.dumps(request) + "\n").encode())

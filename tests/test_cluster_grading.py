@@ -90,7 +90,9 @@ def report_body(stdout: str, course) -> list[str]:
 
 
 def kernels_under(process: subprocess.Popen) -> list[psutil.Process]:
-    """The ipykernel processes a `dask worker` command's worker process started."""
+    """The kernel processes a `dask worker` command's worker process started: the ipykernel processes inside a
+    bubblewrap sandbox (a cold kernel runs ipykernel_launcher; a warm one is a fork of the worker's template process,
+    `python -m coursekit.warm ... ipykernel.kernelapp ...`, which itself runs outside any sandbox and stays)."""
     try:
         tree = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
@@ -98,7 +100,8 @@ def kernels_under(process: subprocess.Popen) -> list[psutil.Process]:
     found = []
     for p in tree:
         try:
-            if any("ipykernel" in part for part in p.cmdline()):
+            in_sandbox = any(a.name() == "bwrap" for a in p.parents())
+            if in_sandbox and any("ipykernel" in part for part in p.cmdline()):
                 found.append(p)
         except psutil.Error:
             pass
