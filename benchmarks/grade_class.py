@@ -14,7 +14,7 @@ Copies of that folder are graded in the same run, one after the other, each in o
 - coursekit cold:  coursekit.grading.grade_assignment(..., jobs=N, warm_kernels=False) (N worker processes);
 - coursekit warm:  coursekit.grading.grade_assignment(..., jobs=N), the default of `coursekit grade`.
 
---runs picks some of them (default: all four). Prints, for each: wall time, submissions per minute, peak memory (of the grading processes, their
+--runs "coursekit cold,coursekit warm" picks some of them (default: all four). Prints, for each: wall time, submissions per minute, peak memory (of the grading processes, their
 template processes and kernels, sampled every 0.2 s: summed PSS, which counts a page shared by forks once, and the
 summed resident sizes, which count it in every process), and
 per notebook the time split into kernel start/stop, running the cells, and the rest (nbgrader itself, the
@@ -26,7 +26,6 @@ students x 3 notebooks on 2 cores, all runs) and its figures depend on the machi
 import argparse
 import os
 import random
-import resource
 import re
 import shutil
 import statistics
@@ -75,6 +74,8 @@ class PeakMemory:
         self.root, self.baseline, self.include_root = root, baseline, include_root
         self.baseline_pss = proportional_memory(root.pid) if baseline else 0
         self.peak = self.peak_pss = 0
+        self.root_cpu_start = self.root_cpu = sum(root.cpu_times()[:2])
+        self.sampler_cpu = 0.0  # this sampling thread's own CPU time (it runs in the root process when that is us)
         self.cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -92,6 +93,7 @@ class PeakMemory:
             total = total_pss = 0
             try:
                 processes = self.root.children(recursive=True)
+                self.root_cpu = sum(self.root.cpu_times()[:2])
                 if self.include_root:
                     total += max(0, self.root.memory_info().rss - self.baseline)
                     total_pss += max(0, proportional_memory(self.root.pid) - self.baseline_pss)
@@ -107,12 +109,18 @@ class PeakMemory:
                 except psutil.NoSuchProcess:
                     pass
             self.peak, self.peak_pss = max(self.peak, total), max(self.peak_pss, total_pss)
+            self.sampler_cpu = time.thread_time()
             self._stop.wait(0.2)
-
+        try:
+            self.root_cpu = sum(self.root.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
 
     @property
     def cpu_seconds(self) -> float:
-        return sum(self.cpu.values())
+        """CPU time of the descendants seen, and of the root since sampling began (without this thread's own)."""
+        own = self.sampler_cpu if self.root.pid == os.getpid() else 0.0
+        return sum(self.cpu.values()) + (self.root_cpu - self.root_cpu_start - own if self.include_root else 0.0)
 
 
 def build_class(course: Path, assignments: list[str], students: int, seed: int) -> dict[str, int]:
@@ -144,16 +152,9 @@ def cell_scores(course: Path, assignment: str) -> dict:
                 for s in gradebook.assignment_submissions(assignment) for nb in s.notebooks for g in nb.grades}
 
 
-def children_cpu() -> float:
-    """CPU seconds (user + system) of every finished child process and of the children they waited for."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_plain(course: Path, assignment: str, warm: bool) -> dict:
     """`nbgrader autograde ASSIGNMENT` as an instructor runs it: one process, every student in turn."""
     log = course / f"plain-{assignment}.log"
-    cpu = children_cpu()
     started = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force",
@@ -165,20 +166,18 @@ def run_plain(course: Path, assignment: str, warm: bool) -> dict:
     text = log.read_text()
     split = [(float(k), float(c)) for k, c in TIMING.findall(text)]
     return {"seconds": seconds, "peak": memory.peak, "pss": memory.peak_pss, "split": split,
-            "locked": text.count("database is locked"),
-            "exit": process.returncode, "cpu": children_cpu() - cpu}
+            "locked": text.count("database is locked"), "exit": process.returncode, "cpu": memory.cpu_seconds}
 
 
 def run_parallel(course: Path, assignment: str, jobs: int, warm: bool) -> dict:
     me = psutil.Process()
-    cpu, own_cpu = children_cpu(), sum(me.cpu_times()[:2])
     started = time.perf_counter()
     with PeakMemory(me, baseline=me.memory_info().rss) as memory:
         results = grade_assignment(course, assignment, settings=Grading(jobs=jobs, warm_kernels=warm))
     seconds = time.perf_counter() - started
     split = [(t.kernel_seconds, t.cells_seconds) for r in results for t in r.timings]
     return {"seconds": seconds, "peak": memory.peak, "pss": memory.peak_pss, "split": split,
-            "cpu": children_cpu() - cpu + sum(me.cpu_times()[:2]) - own_cpu,
+            "cpu": memory.cpu_seconds,
             "locked": sum(r.log.count("database is locked") for r in results),
             "problems": [f"{r.student}: {r.problem}" for r in results if r.problem]}
 
@@ -195,8 +194,11 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers (default: all cores)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, default=None, help="keep the course folders here")
-    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="default: all")
+    parser.add_argument("--runs", type=lambda text: text.split(","), default=list(RUNS),
+                        help=f"comma-separated, of: {', '.join(RUNS)} (default: all)")
     args = parser.parse_args(argv)
+    if unknown := [name for name in args.runs if name not in RUNS]:
+        parser.error(f"unknown runs: {unknown}; choose from {list(RUNS)}")
     assignments = args.assignments or course_assignments(COURSE_ROOT)
 
     scratch = Path(args.keep or tempfile.mkdtemp(prefix="grade-class-"))

@@ -101,6 +101,14 @@ def serve(control: str, status_fd: int, modules: list[str]) -> None:
     listener.listen(64)
     status.write(json.dumps({"ready": os.getpid()}))
     status.close()
+    try:
+        _serve_requests(listener)
+    finally:  # its folder, also when the grader died without cleaning up
+        import shutil
+        shutil.rmtree(os.path.dirname(control), ignore_errors=True)
+
+
+def _serve_requests(listener: socket.socket) -> None:
     while True:
         readable, _, _ = select.select([listener, sys.stdin], [], [], 1.0)
         _reap()

@@ -69,6 +69,22 @@ def test_grading_settings_are_traits_with_config_and_resolved_defaults():
     assert Grading().workers_for(students=100) >= 1
 
 
+def test_warm_kernels_are_the_default_and_the_provisioner_gets_the_courses_preload_list(course_config, monkeypatch):
+    """What GuardedExecute tells the sandbox provisioner, with the course's config and with --cold-kernels."""
+    from coursekit import sandbox
+    monkeypatch.setattr(sandbox, "unavailable_reason", lambda: None)  # wiring only: no kernel starts here
+    warm = GuardedExecute(config=course_config, kernel_name="python3")
+    spec = warm.create_kernel_manager().kernel_spec.metadata["kernel_provisioner"]
+    assert spec["config"]["warm"] is True
+    assert {"fastapi", "sqlalchemy.ext.asyncio", "aiosqlite", "httpx", "jwt"} <= set(spec["config"]["preload_modules"])
+
+    cold_config = Config(course_config)
+    cold_config.merge(Grading(warm_kernels=False).worker_setup().config)  # what `coursekit grade --cold-kernels` sets
+    cold = GuardedExecute(config=cold_config, kernel_name="python3").create_kernel_manager().kernel_spec.metadata["kernel_provisioner"]
+    assert cold["config"]["warm"] is False
+    assert "warm_kernels" not in Grading().worker_setup().config.GuardedExecute  # the course's choice stands
+
+
 def test_the_worker_protocol_answers_each_job_in_turn_until_the_parent_hangs_up():
     parent, child = Pipe()
     started = []

@@ -173,8 +173,9 @@ async def main():
     km.kernel_spec.metadata["kernel_provisioner"] = {"provisioner_name": "coursekit-sandbox",
                                                      "config": {"warm": True, "preload_modules": ["fastapi"]}}
     await km.start_kernel(cwd=sys.argv[1])
-    zygote = next(iter(warm._zygotes.values())).process.pid
-    print(json.dumps({"zygote": zygote, "kernel": km.provisioner._kernel_pid[0]}), flush=True)
+    zygote = next(iter(warm._zygotes.values()))
+    print(json.dumps({"zygote": zygote.process.pid, "kernel": km.provisioner._kernel_pid[0],
+                      "folder": zygote.folder}), flush=True)
     await asyncio.sleep(600)
 asyncio.run(main())
 """
@@ -184,13 +185,15 @@ def test_a_killed_grader_leaves_no_template_and_no_kernel(tmp_path):
     grader = subprocess.Popen([sys.executable, "-c", GRADER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         pids = json.loads(grader.stdout.readline())
-        assert psutil.pid_exists(pids["zygote"]) and psutil.pid_exists(pids["kernel"])
+        folder = pids.pop("folder")
+        assert psutil.pid_exists(pids["zygote"]) and psutil.pid_exists(pids["kernel"]) and os.path.isdir(folder)
         grader.send_signal(signal.SIGKILL)
         grader.wait()
         gone_by = time.monotonic() + 15
         while time.monotonic() < gone_by and any(_alive(pid) for pid in pids.values()):
             time.sleep(0.1)
         assert not [name for name, pid in pids.items() if _alive(pid)]
+        assert not os.path.exists(folder), "the template's folder was left behind"
     finally:
         grader.kill()
 
