@@ -72,6 +72,11 @@ class WarmKernelError(RuntimeError):
 # Its stdin is a pipe from the grading process: when that closes (the grader ended, however), the zygote ends too.
 
 def serve(control: str, status_fd: int, modules: list[str]) -> None:
+    for fd in (0, 1, 2):  # a grader without stdout: keep 0-2 taken, or a later pipe() would land there
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # `python -m` put the zygote's working folder first; a kernel would not have it
     status = os.fdopen(status_fd, "w")
@@ -139,7 +144,7 @@ def _start_kernel(connection: socket.socket) -> int:
     reply = connection.makefile("w")
     try:
         request = json.loads(connection.makefile("r").readline())
-        fifo = _open_for_writing(request["fifo"], deadline=request.get("timeout", 60))
+        fifo = _open_for_writing(request["fifo"], request["bwrap_pid"], deadline=request.get("timeout", 60))
         init, waiter = _init_and_waiter(request["bwrap_pid"])
         host_proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)  # after entering, /proc is the sandbox's
         _enter_sandbox(waiter, request["cwd"])
@@ -181,20 +186,34 @@ def _host_pid(host_proc: int, init: int, sandbox_pid: int) -> int:
     raise WarmKernelError(f"the kernel (pid {sandbox_pid} in its sandbox) is not in the sandbox")
 
 
-def _open_for_writing(fifo: str, deadline: float) -> int:
+def _open_for_writing(fifo: str, bwrap_pid: int, deadline: float) -> int:
     """Open the waiter's fifo once the waiter has opened it: then the sandbox is set up and its command runs."""
+    import errno
     import time
     give_up = time.monotonic() + deadline
     while True:
         try:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as error:  # ENXIO: no reader yet
-            if error.errno != 6 or time.monotonic() > give_up:
+        except OSError as error:
+            if error.errno != errno.ENXIO:  # ENXIO: no reader yet
                 raise
+            if not _running(bwrap_pid):
+                raise WarmKernelError("the sandbox ended before it was ready (see bubblewrap's message above)") from None
+            if time.monotonic() > give_up:
+                raise WarmKernelError(f"the sandbox was not ready after {deadline:g} s") from None
             time.sleep(0.002)
             continue
         os.set_blocking(fd, True)
         return fd
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and has not ended (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _init_and_waiter(bwrap_pid: int) -> tuple[int, int]:

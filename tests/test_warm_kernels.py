@@ -203,3 +203,20 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_sandbox_that_cannot_start_is_a_clear_error_at_once(tmp_path):
+    """bubblewrap refuses a setting: the warm kernel's start fails saying so, without waiting for a timeout."""
+    async def start():
+        km = AsyncKernelManager(kernel_name="python3")
+        km.kernel_spec.metadata["kernel_provisioner"] = {
+            "provisioner_name": PROVISIONER_NAME, "config": {"warm": True, "preload_modules": PRELOAD, "tmp_size": -1}}
+        try:
+            await km.start_kernel(cwd=str(tmp_path))
+        finally:
+            await km.cleanup_resources()
+
+    started = time.monotonic()
+    with pytest.raises(warm.WarmKernelError, match="the sandbox ended before it was ready"):
+        asyncio.run(start())
+    assert time.monotonic() - started < 30
