@@ -165,11 +165,24 @@ def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, 
     return args + list(command)
 
 
-def limited(command: list[str], memory: int, processes: int, file_size: int) -> list[str]:
-    """`command` run under resource limits (util-linux prlimit; 0 leaves a limit unset)."""
-    limits = [f"--as={memory}" if memory > 0 else "", f"--nproc={processes}" if processes > 0 else "",
-              f"--fsize={file_size}" if file_size > 0 else "", "--core=0"]
-    return ["prlimit", *[l for l in limits if l], "--", *command]
+def resource_limits(memory: int, processes: int, file_size: int) -> dict[str, int]:
+    """A kernel's resource limits, by `resource` module name (0 leaves a limit unset; never a core dump)."""
+    limits = {"RLIMIT_AS": memory, "RLIMIT_NPROC": processes, "RLIMIT_FSIZE": file_size}
+    return {**{name: value for name, value in limits.items() if value > 0}, "RLIMIT_CORE": 0}
+
+
+# util-linux prlimit's option for each limit
+PRLIMIT_OPTIONS = {"RLIMIT_AS": "--as", "RLIMIT_NPROC": "--nproc", "RLIMIT_FSIZE": "--fsize", "RLIMIT_CORE": "--core"}
+
+
+def limited(command: list[str], limits: dict[str, int]) -> list[str]:
+    """`command` run under `limits` (resource_limits), set by util-linux prlimit."""
+    return ["prlimit", *[f"{PRLIMIT_OPTIONS[name]}={value}" for name, value in limits.items()], "--", *command]
+
+
+def kernel_path() -> str:
+    """PATH inside the sandbox: the environment's scripts first, then the system's."""
+    return os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
 
 
 FOLDER_PREFIX = "coursekit-kernel-"
@@ -255,16 +268,18 @@ class SandboxProvisioner(LocalProvisioner):
             binds_read_only = [(str(self._folder / "passwd"), "/etc/passwd"), (str(self._folder / "group"), "/etc/group")]
 
         environment = {name: os.environ[name] for name in self.passed_environment if name in os.environ}
-        environment.update(HOME="/tmp", PATH=os.pathsep.join(
-            [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]), MPLCONFIGDIR="/tmp")
+        environment.update(HOME="/tmp", PATH=kernel_path(), MPLCONFIGDIR="/tmp")
         self._identity = (uid, gid, environment, notebook_folder)
         command = sandbox_command(
             kernel_command, binds=[(str(connection), str(connection)), (str(private_copy), notebook_folder)],
             cwd=notebook_folder, env=environment, uid=uid, gid=gid, tmp_size=self.tmp_size, files=binds_read_only)
-        kwargs["cmd"] = limited(command, self.memory_limit, self.max_processes, self.max_file_size)
+        kwargs["cmd"] = limited(command, self._limits())
         kwargs["cwd"] = str(self._folder)  # bubblewrap's own working folder, on the host
         kwargs["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # for prlimit, setpriv: nothing else
         return kwargs
+
+    def _limits(self) -> dict[str, int]:
+        return resource_limits(self.memory_limit, self.max_processes, self.max_file_size)
 
     def _warm_argv(self, command: list[str]) -> list[str] | None:
         """The arguments of ipykernel_launcher in `command`, when this kernel is to start warm (None: cold)."""
@@ -280,20 +295,16 @@ class SandboxProvisioner(LocalProvisioner):
 
     def _zygote(self) -> "warm.Zygote":
         # PYDEVD_DISABLE_FILE_VALIDATION: ipykernel's debugger, preloaded, would warn about frozen modules on import
-        environment = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]), "HOME": "/tmp",
-                       "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        environment = {"PATH": kernel_path(), "HOME": "/tmp", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
         return warm.zygote([*warm.KERNEL_MODULES, *self.preload_modules], environment)
 
     async def launch_kernel(self, cmd: list[str], **kwargs):
         connection_info = await super().launch_kernel(cmd, **kwargs)  # bubblewrap: a cold kernel, or the waiter
         if self._kernel_argv is not None:
             uid, gid, environment, cwd = self._identity
-            limits = {"RLIMIT_AS": self.memory_limit, "RLIMIT_NPROC": self.max_processes,
-                      "RLIMIT_FSIZE": self.max_file_size}
-            limits = {name: value for name, value in limits.items() if value > 0}
-            limits["RLIMIT_CORE"] = 0
+            # the same limits prlimit set on the sandbox (the zygote's fork did not inherit them)
             request = {"bwrap_pid": self.process.pid, "fifo": str(self._folder / "connection" / "kernel.started"),
-                       "uid": uid, "gid": gid, "env": environment, "cwd": cwd, "limits": limits,
+                       "uid": uid, "gid": gid, "env": environment, "cwd": cwd, "limits": self._limits(),
                        "argv": self._kernel_argv}
             zygote = self._zygote()
             pid = await zygote.start_kernel(request)
