@@ -79,6 +79,12 @@ c.GenerateFeedback.preprocessors = [
 if "coursekit.preprocessors" in sys.modules:
     c.GenerateFeedback.preprocessors.insert(1, "coursekit.preprocessors.HideHiddenTestTracebacks")
 
+# formgrader and feedback show a student's outputs and markdown without scripts (coursekit/sanitize.py: why three).
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.preprocessors = ["coursekit.sanitize.SanitizeStudentHTML"]
+c.HTMLExporter.filters = {"markdown2html": "coursekit.sanitize.SanitizedMarkdown2HTML",
+                          "clean_html": "coursekit.sanitize.clean_html"}
+
 # A class without JupyterHub hands in through an LMS: `nbgrader zip_collect` reads the LMS's zip download from
 # downloaded/<assignment>/archive/ and finds the student in each file's name (matched against its whole path).
 # This pattern is Canvas's "<name>[_LATE]_<user id>_<file id>_<notebook>.ipynb"; for Moodle's
