@@ -33,6 +33,7 @@ ID_PREFIX = "user-content-"
 # (anchor links, highlighted code) and pandas tables use. No style, no form elements, no iframe/object/svg/math.
 ATTRIBUTES = {tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()}
 ATTRIBUTES["*"] = {"class", "id", "title", "lang", "dir"}
+ATTRIBUTES["table"] = ATTRIBUTES.get("table", set()) | {"border"}  # pandas draws its tables' lines with it
 URL_SCHEMES = {"http", "https", "mailto", "data"}
 
 

@@ -164,10 +164,16 @@ def graded_courses(tmp_path_factory):
     shutil.copytree(course, control)
     with (control / "nbgrader_config.py").open("a") as config:
         config.write(SANITIZING_OFF)
+    feedback = []
     for folder, port in ((course, ports["course"]), (control, ports["control"])):
         graded = folder / "autograded" / "hostile" / SECTION / f"{SECTION}.ipynb"
         graded.write_text(graded.read_text().replace("__ORIGIN__", f"http://127.0.0.1:{port}"))
-        nbgrader(folder, "generate_feedback", SECTION, "--student=hostile", "--force")
+        feedback.append(subprocess.Popen(  # both at once: the two courses share nothing
+            [sys.executable, "-m", "nbgrader", "generate_feedback", SECTION, "--student=hostile", "--force"],
+            cwd=folder, env=ENV_WITH_VENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for process in feedback:
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, f"nbgrader generate_feedback failed:\n{output[-3000:]}"
     return course, control, ports
 
 
@@ -216,6 +222,11 @@ def visit(browser, name: str, course: Path, port: int, expect) -> dict[str, set[
     context.on("request", lambda request: called.append(request.url))
     ran = {}
 
+    def shot(label: str, near):
+        near.scroll_into_view_if_needed()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=ARTIFACTS / f"{name}-{label.replace(' ', '-')}.png")
+
     def open_and_collect(label: str, url: str):
         called.clear()
         page.goto(url)
@@ -223,8 +234,6 @@ def visit(browser, name: str, course: Path, port: int, expect) -> dict[str, set[
         page.wait_for_timeout(300)  # an onerror or a frame's script that fires just after the network is idle
         marks = set(page.evaluate("window.__pwned || []"))
         ran[label] = {re.sub(r".*/pwned/", "", url) for url in called if "/pwned/" in url} | marks
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=ARTIFACTS / f"{name}-{label.replace(' ', '-')}.png", full_page=True)
 
     try:
         page.goto(f"{base}/formgrader?token={TOKEN}")  # logs in: the cookie is set for the pages below
@@ -237,28 +246,37 @@ def visit(browser, name: str, course: Path, port: int, expect) -> dict[str, set[
         if name == "course":
             # formgrader's own scripts still work: they fill in each graded cell's autograded score from its API
             expect(page.locator("input.score").first).to_have_attribute("placeholder", re.compile(r"^\d"))
-            active = notebook.evaluate("""root => [...root.querySelectorAll('*')].flatMap(e =>
-                ['script', 'iframe', 'object', 'embed', 'svg'].includes(e.localName) ? [e.localName] :
-                [...e.attributes].filter(a => /^on/i.test(a.name) || /^\\s*javascript:/i.test(a.value))
-                    .map(a => `${e.localName}[${a.name}]`))""")
-            assert active == [], f"active content left in the student's part of the page: {active}"
+            assert active_content(notebook) == [], "active content left in the student's part of the page"
+        shot("formgrader hostile", notebook.locator("h2", has_text="My notes"))
 
-        open_and_collect("formgrader honest", f"{base}/formgrader/submissions/{ids['honest']}/")
-        if name == "course":
-            table = page.locator("#notebook-container table.dataframe")
+        if name == "course":  # (the control needs no honest page: the honest one has nothing to run)
+            open_and_collect("formgrader honest", f"{base}/formgrader/submissions/{ids['honest']}/")
+            table = page.locator("#notebook-container table.dataframe").first
             expect(table.locator("th", has_text="endpoint")).to_be_visible()
             expect(table.locator("td", has_text="/report/blocking")).to_be_visible()
             plot = page.locator("#notebook-container .output_png img").first
             expect(plot).to_be_visible()
             assert plot.evaluate("img => img.naturalWidth") > 100, "the matplotlib plot is not a picture"
             expect(page.locator("#notebook-container h1").first).to_be_visible()  # markdown still formatted
+            shot("formgrader honest", table)
 
         feedback = course / "feedback" / "hostile" / SECTION / f"{SECTION}.html"
         open_and_collect("feedback hostile", feedback.as_uri())
         expect(page.locator("body")).to_contain_text("My notes")
+        if name == "course":
+            assert active_content(page.locator("#notebook-container").first) == [], "active content in feedback"
+        shot("feedback hostile", page.locator("h2", has_text="My notes"))
     finally:
         context.close()
     return ran
 
 
-ARTIFACTS = subs.COURSE_ROOT / "artifacts" / "instructor-safety"
+def active_content(root) -> list[str]:
+    """Elements under `root` that could run code: scripts, frames, inline SVG, on* handlers, javascript: URLs."""
+    return root.evaluate("""root => [...root.querySelectorAll('*')].flatMap(e =>
+        ['script', 'iframe', 'object', 'embed', 'svg', 'math', 'form'].includes(e.localName) ? [e.localName] :
+        [...e.attributes].filter(a => /^on/i.test(a.name) || /^\\s*(javascript|data):/i.test(a.value) && a.name != 'src')
+            .map(a => `${e.localName}[${a.name}=${a.value.slice(0, 40)}]`))""")
+
+
+ARTIFACTS = subs.COURSE_ROOT / "artifacts" / "instructor-safety"  # screenshots (git-ignored)
