@@ -60,8 +60,10 @@ CLEANER = nh3.Cleaner(
 )
 
 
-def clean(html: str | bytes) -> str:
+def clean(html: str | bytes | list[str]) -> str:
     """`html` without anything that runs: scripts, event handlers, javascript: URLs, styles, frames, forms, SVG."""
+    if isinstance(html, list):  # a notebook's multiline string, as its file stores it
+        html = "".join(html)
     return CLEANER.clean(html.decode() if isinstance(html, bytes) else str(html))
 
 
