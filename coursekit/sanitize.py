@@ -16,8 +16,9 @@ from that config):
 - `clean_html`, the templates' filter for `sanitize_html=True`: nh3 (ammonia) with a list that keeps what
   notebooks show (headings, lists, code, tables, data-URL images) instead of escaping it.
 
-Removable in part when nbgrader's templates sanitize markdown cells (no upstream issue found as of nbgrader 0.9.6)
-and nbconvert's clean_html keeps tables and headings (nbconvert 7.17).
+Removable in part when nbgrader's formgrade and feedback templates pass markdown cells through `clean_html` (no
+upstream issue found as of nbgrader 0.9.6) and nbconvert's `clean_html` keeps headings, paragraphs and tables
+(nbconvert issue 2016, open as of nbconvert 7.17; issue 1014 asks for sanitizing by default).
 """
 import nh3
 from jinja2 import pass_context
