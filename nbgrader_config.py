@@ -30,19 +30,23 @@ c.OverwriteCells.add_missing_cells = True
 try:
     import coursekit.preprocessors  # noqa: F401 (instructor tooling: the student copy has its own config)
     import coursekit.restore_cells  # noqa: F401
+    import coursekit.review  # noqa: F401
 except ImportError as error:
     raise ImportError(f"nbgrader_config.py: cannot load the course's preprocessors ({error}); install the course's "
                       "tooling into this environment with `make setup-dev` (pip install -e .)") from error
 else:
     # nbgrader's own list, with two fixes: a copied graded cell and a deleted cell after a locked setup cell
     # each made nbgrader 0.9.6 give up on the whole notebook. KeepCourseSkipTags: only the cells source/ tags
-    # skip-when-grading are skipped, never a cell a student tagged (a skipped test cell would pass).
+    # skip-when-grading are skipped, never a cell a student tagged (a skipped test cell would pass). ReviewStudentCode
+    # reads the cells the student wrote (the gradebook's cells are back by then) and the submission's Python files,
+    # and reports interpreter internals as "needs review" with cell and line; the score is unchanged.
     c.Autograde.sanitize_preprocessors = [
         "nbgrader.preprocessors.ClearOutput",
         "coursekit.preprocessors.DeduplicateCells",
         "nbgrader.preprocessors.OverwriteKernelspec",
         "coursekit.restore_cells.RestoreMissingCells",
         "coursekit.preprocessors.KeepCourseSkipTags",
+        "coursekit.review.ReviewStudentCode",
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
     # nbgrader's own list, with Execute replaced: a cell that prints without end is stopped after 1 MB

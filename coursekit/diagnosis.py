@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from .outcomes import CellChange, ChangeKind, Problem, ProblemKind
+from .outcomes import FOR_REVIEW, CellChange, ChangeKind, Problem, ProblemKind
 
 # SQLite's "database is locked" (SQLITE_BUSY): https://www.sqlite.org/rescode.html#busy
 SQLITE_BUSY = 5
@@ -112,13 +112,19 @@ def choose(*candidates: Problem | list[Problem] | None) -> Problem | None:
 def classify(reported: list[Problem], failure: BaseException | None, graded_notebooks) -> Problem | None:
     """The one problem of a graded submission, in order of precedence: tampering with grading (reported by the
     course's integrity checks), then the exception nbgrader stopped on, then what the preprocessors reported (output
-    cut), then cells that were interrupted or ran out of memory."""
+    cut), then cells that were interrupted or ran out of memory. Problems for review (FOR_REVIEW) are not among
+    them: they go to `reviews`."""
     return choose(
         [p for p in reported if p.kind is ProblemKind.TAMPERED],
         from_exception(failure) if failure is not None else None,
-        [p for p in reported if p.kind is not ProblemKind.TAMPERED],
+        [p for p in reported if p.kind is not ProblemKind.TAMPERED and p.kind not in FOR_REVIEW],
         from_graded_cells(graded_notebooks),
     )
+
+
+def reviews(reported: list[Problem]) -> list[Problem]:
+    """What a person should read in a graded submission, its score unchanged (*needs review*), merged by kind."""
+    return merge([p for p in reported if p.kind in FOR_REVIEW])
 
 
 def describe_changes(changes: list[CellChange]) -> list[str]:

@@ -72,7 +72,9 @@ def grade(app, job: GradeJob) -> WorkerAnswer:
     except Exception as error:  # nbgrader itself failed outside a notebook (or the gradebook did)
         failure, graded = error, []
         answer.log += traceback.format_exc()
-    answer.problem = diagnosis.classify(outcomes.drain(Problem), failure, graded)
+    reported = outcomes.drain(Problem)
+    answer.problem = diagnosis.classify(reported, failure, graded)
+    answer.reviews = diagnosis.reviews(reported)
     answer.changes = outcomes.drain(CellChange)
     answer.timings = outcomes.drain(Timing)
     answer.seconds = time.perf_counter() - started

@@ -27,6 +27,12 @@ class ProblemKind(Enum):
     GRADEBOOK_BUSY = "gradebook busy"
     TAMPERED = "tampered with grading"
     GRADING_FAILED = "grading failed"
+    # Kinds that leave the score as graded: a person should read something (SubmissionResult.reviews).
+    NEEDS_REVIEW = "needs review"  # interpreter internals in what the student wrote (coursekit.review)
+
+
+# Problems that ask a person to read something without changing how the submission was graded.
+FOR_REVIEW = frozenset({ProblemKind.NEEDS_REVIEW})
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class SubmissionResult:
     scores: dict[str, float] = field(default_factory=dict)  # grade cell id -> automatic score
     max_scores: dict[str, float] = field(default_factory=dict)  # grade cell id -> points
     problem: Problem | None = None  # why this submission could not be graded normally; None when all went well
+    reviews: list[Problem] = field(default_factory=list)  # what a person should read; the score stands (FOR_REVIEW)
     changes: list[CellChange] = field(default_factory=list)  # what grading put right, as the preprocessors saw it
     timings: list[Timing] = field(default_factory=list)  # one per graded notebook
     seconds: float = 0.0

@@ -13,6 +13,7 @@ from traitlets.config.loader import PyFileConfigLoader
 from coursekit.grading import Grading
 from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
 from coursekit.restore_cells import RestoreMissingCells
+from coursekit.review import ReviewStudentCode
 from coursekit.testing import COURSE_ROOT
 from coursekit.worker import GradeJob, WorkerAnswer, serve
 
@@ -25,6 +26,7 @@ SUBSTITUTIONS = {
 INSERTED = {  # list -> [(preprocessor added, the one it comes before)]
     "sanitize_preprocessors": [
         (KeepCourseSkipTags, nbgrader_preprocessors.CheckCellMetadata),  # a student's skip tag goes before running
+        (ReviewStudentCode, nbgrader_preprocessors.CheckCellMetadata),  # interpreter internals: "needs review"
     ],
     "autograde_preprocessors": [],
     "preprocessors": [  # generate_feedback
