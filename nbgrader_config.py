@@ -31,6 +31,7 @@ try:
     import coursekit.preprocessors  # noqa: F401 (instructor tooling: the student copy has its own config)
     import coursekit.restore_cells  # noqa: F401
     import coursekit.review  # noqa: F401
+    import coursekit.scrub  # noqa: F401
 except ImportError as error:
     raise ImportError(f"nbgrader_config.py: cannot load the course's preprocessors ({error}); install the course's "
                       "tooling into this environment with `make setup-dev` (pip install -e .)") from error
@@ -51,9 +52,11 @@ else:
     ]
     # nbgrader's own list, with Execute replaced: a cell that prints without end is stopped after 1 MB
     # instead of filling the grader's memory, each kernel may use 4 GiB, and each notebook's kernel start / run
-    # time is logged.
+    # time is logged. ScrubHiddenTestText: an output that quotes a hidden test (whatever printed it) is replaced by a
+    # note and reported, before anything is saved.
     c.Autograde.autograde_preprocessors = [
         "coursekit.preprocessors.GuardedExecute",
+        "coursekit.scrub.ScrubHiddenTestText",
         "nbgrader.preprocessors.IgnorePattern",
         "nbconvert.preprocessors.ClearMetadataPreprocessor",
         "nbgrader.preprocessors.LimitOutput",
@@ -72,7 +75,8 @@ else:
     ]
 
 # Feedback returned to students must not show the hidden tests: ClearHiddenTests removes them from the cells,
-# coursekit's HideHiddenTestTracebacks from the tracebacks of failing hidden asserts (which quote their line).
+# coursekit's HideHiddenTestTracebacks from the tracebacks of failing hidden asserts (which quote their line), and
+# ScrubHiddenTestText from any other output that quotes them (both read the delimiters from ClearHiddenTests' config).
 # HideHiddenTestTracebacks is removable when nbgrader's feedback hides them in tracebacks too: nbgrader issue 917,
 # open as of nbgrader 0.9.6 (https://github.com/jupyter/nbgrader/issues/917).
 c.GenerateFeedback.preprocessors = [
@@ -81,7 +85,8 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 if "coursekit.preprocessors" in sys.modules:
-    c.GenerateFeedback.preprocessors.insert(1, "coursekit.preprocessors.HideHiddenTestTracebacks")
+    c.GenerateFeedback.preprocessors[1:1] = ["coursekit.preprocessors.HideHiddenTestTracebacks",
+                                             "coursekit.scrub.ScrubHiddenTestText"]
 
 # A class without JupyterHub hands in through an LMS: `nbgrader zip_collect` reads the LMS's zip download from
 # downloaded/<assignment>/archive/ and finds the student in each file's name (matched against its whole path).

@@ -26,6 +26,7 @@ class ProblemKind(Enum):
     CRASHED = "crashed"
     GRADEBOOK_BUSY = "gradebook busy"
     TAMPERED = "tampered with grading"
+    HIDDEN_TESTS_SHOWN = "showed hidden tests"  # an output quoted the hidden tests; replaced by a note (coursekit.scrub)
     GRADING_FAILED = "grading failed"
     # Kinds that leave the score as graded: a person should read something (SubmissionResult.reviews).
     NEEDS_REVIEW = "needs review"  # interpreter internals in what the student wrote (coursekit.review)

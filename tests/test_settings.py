@@ -14,6 +14,7 @@ from coursekit.grading import Grading
 from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
 from coursekit.restore_cells import RestoreMissingCells
 from coursekit.review import ReviewStudentCode
+from coursekit.scrub import ScrubHiddenTestText
 from coursekit.testing import COURSE_ROOT
 from coursekit.worker import GradeJob, WorkerAnswer, serve
 
@@ -28,10 +29,13 @@ INSERTED = {  # list -> [(preprocessor added, the one it comes before)]
         (KeepCourseSkipTags, nbgrader_preprocessors.CheckCellMetadata),  # a student's skip tag goes before running
         (ReviewStudentCode, nbgrader_preprocessors.CheckCellMetadata),  # interpreter internals: "needs review"
     ],
-    "autograde_preprocessors": [],
+    "autograde_preprocessors": [
+        (ScrubHiddenTestText, nbgrader_preprocessors.IgnorePattern),  # no output quotes a hidden test
+    ],
     "preprocessors": [  # generate_feedback
         (nbgrader_preprocessors.ClearHiddenTests, CSSHTMLHeaderPreprocessor),  # feedback shows no hidden test
         (HideHiddenTestTracebacks, nbgrader_preprocessors.ClearHiddenTests),  # ... nor its line in a traceback
+        (ScrubHiddenTestText, nbgrader_preprocessors.ClearHiddenTests),  # ... nor any other output
     ],
 }
 
