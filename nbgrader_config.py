@@ -1,6 +1,7 @@
 """nbgrader settings for this course. The course root is this folder (source/, release/, ...)."""
 import sys
 import warnings
+from pathlib import Path
 
 from sqlalchemy.exc import SAWarning
 
@@ -32,16 +33,26 @@ try:
     import coursekit.restore_cells  # noqa: F401
     import coursekit.review  # noqa: F401
     import coursekit.scrub  # noqa: F401
+    import coursekit.submission_files  # noqa: F401
 except ImportError as error:
     raise ImportError(f"nbgrader_config.py: cannot load the course's preprocessors ({error}); install the course's "
                       "tooling into this environment with `make setup-dev` (pip install -e .)") from error
 else:
+    # A submission carries its notebooks and nothing else into grading (coursekit.submission_files): autograde copies
+    # no other file of submitted/ (nbgrader 0.9.6 copies them following symbolic links, outside the sandbox): nbgrader's
+    # ignore list, plus the assignment folders' names, which only the folders nbgrader copies "other files" from match
+    # (this also keeps source/'s data files out of release/ and autograded/: this course has none). CheckSubmittedFiles
+    # refuses a submission with a symbolic link or the master's hidden tests in it, and lists the other files as
+    # "files left out".
+    c.CourseDirectory.ignore = coursekit.submission_files.course_ignore(Path(__file__).resolve().parent)
     # nbgrader's own list, with two fixes: a copied graded cell and a deleted cell after a locked setup cell
     # each made nbgrader 0.9.6 give up on the whole notebook. KeepCourseSkipTags: only the cells source/ tags
     # skip-when-grading are skipped, never a cell a student tagged (a skipped test cell would pass). ReviewStudentCode
     # reads the cells the student wrote (the gradebook's cells are back by then) and the submission's Python files,
     # and reports interpreter internals as "needs review" with cell and line; the score is unchanged.
+    # CheckSubmittedFiles comes first: a refused notebook goes no further.
     c.Autograde.sanitize_preprocessors = [
+        "coursekit.submission_files.CheckSubmittedFiles",
         "nbgrader.preprocessors.ClearOutput",
         "coursekit.preprocessors.DeduplicateCells",
         "nbgrader.preprocessors.OverwriteKernelspec",

@@ -24,7 +24,11 @@ CELLS_OUT_OF_MEMORY = ("raised MemoryError (the kernel's limit is c.GuardedExecu
 
 def check_submission(course_root: Path, assignment: str, student: str) -> Problem | None:
     """What is wrong with the submitted files before nbgrader sees them (None when they look fine)."""
+    from .submission_files import refusal
+
     folder = Path(course_root) / "submitted" / student / assignment
+    if folder.exists() and (why := refusal(folder)):  # before anything reads through a link
+        return Problem(ProblemKind.REFUSED, why)
     for source in sorted((Path(course_root) / "source" / assignment).glob("*.ipynb")):
         submitted = folder / source.name
         if not submitted.exists():
@@ -42,7 +46,12 @@ def from_exception(error: BaseException) -> Problem:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbgrader.preprocessors.execute import UnresponsiveKernelError
 
+    from .submission_files import SubmissionRefused
+
     chain = list(_chain(error))
+    refused = next((e for e in chain if isinstance(e, SubmissionRefused)), None)
+    if refused is not None:
+        return Problem(ProblemKind.REFUSED, str(refused).split(" refused: ", 1)[-1])
     if any(isinstance(e, DeadKernelError) for e in chain):
         return Problem(ProblemKind.KERNEL_DIED, KERNEL_DIED)
     if any(isinstance(e, (CellTimeoutError, UnresponsiveKernelError, TimeoutError)) for e in chain):

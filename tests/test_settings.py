@@ -15,6 +15,7 @@ from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHidden
 from coursekit.restore_cells import RestoreMissingCells
 from coursekit.review import ReviewStudentCode
 from coursekit.scrub import ScrubHiddenTestText
+from coursekit.submission_files import CheckSubmittedFiles
 from coursekit.testing import COURSE_ROOT
 from coursekit.worker import GradeJob, WorkerAnswer, serve
 
@@ -26,6 +27,7 @@ SUBSTITUTIONS = {
 }
 INSERTED = {  # list -> [(preprocessor added, the one it comes before)]
     "sanitize_preprocessors": [
+        (CheckSubmittedFiles, nbgrader_preprocessors.ClearOutput),  # symbolic links refused, other files listed
         (KeepCourseSkipTags, nbgrader_preprocessors.CheckCellMetadata),  # a student's skip tag goes before running
         (ReviewStudentCode, nbgrader_preprocessors.CheckCellMetadata),  # interpreter internals: "needs review"
     ],
