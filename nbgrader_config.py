@@ -98,6 +98,9 @@ c.GenerateFeedback.preprocessors = [
 if "coursekit.preprocessors" in sys.modules:
     c.GenerateFeedback.preprocessors[1:1] = ["coursekit.preprocessors.HideHiddenTestTracebacks",
                                              "coursekit.scrub.ScrubHiddenTestText"]
+    # nbgrader carries timestamp.txt and submission_secret.txt into feedback/ with the "other files", which the
+    # course's ignore list keeps out (above): release_feedback needs them.
+    c.GenerateFeedback.preprocessors.insert(0, "coursekit.submission_files.CarryNbgraderFiles")
 
 # A class without JupyterHub hands in through an LMS: `nbgrader zip_collect` reads the LMS's zip download from
 # downloaded/<assignment>/archive/ and finds the student in each file's name (matched against its whole path).

@@ -11,7 +11,9 @@ link to the master makes nbgrader grade the master (full marks). Here, with nbgr
   name the ignore list matches, the walk's own root included; the list holds the assignment folders' names, which
   match that root and nothing a student hands in or the exchange copies (they copy a folder's contents; a notebook is
   `<assignment>.ipynb`). The same list keeps source/'s own data files out of release/ and autograded/, of which this
-  course has none: a course that needs data files cannot have them from nbgrader without a patch (README, Security);
+  course has none: a course that needs data files cannot have them from nbgrader without a patch (README, Security).
+  nbgrader's own files (timestamp.txt, submission_secret.txt) are carried by `CheckSubmittedFiles` (to autograded/)
+  and `CarryNbgraderFiles` (generate_feedback, to feedback/);
 - `CheckSubmittedFiles`, the first of the sanitize preprocessors (nbgrader_config.py), refuses a submission that
   holds a symbolic link anywhere (the notebook, a file, a folder, the assignment folder itself) or a notebook with
   hidden tests in it (what `nbgrader collect`, which follows links with copytree, makes of a link to the master):
@@ -25,6 +27,7 @@ submitted files autograde copies (no upstream issue found as of nbgrader 0.9.6; 
 ignored at collect, not at autograde).
 """
 import os
+import shutil
 from pathlib import Path
 
 from nbgrader.coursedir import CourseDirectory
@@ -33,8 +36,20 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from .cells import hidden_test_delimiters
 from .outcomes import Problem, ProblemKind, report
 
-# nbgrader writes this one itself (`nbgrader collect`, the exchange): it is not something the student carried in.
-NBGRADER_FILES = frozenset({"timestamp.txt"})
+# nbgrader's own files in a submission folder (written by the exchange and `nbgrader collect`), which nbgrader
+# carries from submitted/ to autograded/ to feedback/ with the "other files": release_feedback needs both.
+NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
+NBGRADER_FILE_MAX_BYTES = 4096  # a timestamp, a secret
+
+
+def carry_nbgrader_files(source: Path, destination: Path) -> None:
+    """Copy nbgrader's own files (regular files, small; never through a link) from one step's folder to the next:
+    the course's ignore list keeps nbgrader from copying them with the other files."""
+    for name in NBGRADER_FILES:
+        path = Path(source) / name
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= NBGRADER_FILE_MAX_BYTES:
+            Path(destination).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, Path(destination) / name)
 
 
 class SubmissionRefused(Exception):
@@ -112,6 +127,23 @@ class CheckSubmittedFiles(NbGraderPreprocessor):
             extra = extra_files(folder, notebooks)
             if extra:
                 report(Problem(ProblemKind.FILES_LEFT_OUT, files_left_out(extra)), self.log)
+            autograded = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
+            for left in extra_files(autograded, notebooks) if autograded.is_dir() else []:
+                (autograded / left).unlink()  # copied anyway (an ignore list that did not match): out before any kernel
+            carry_nbgrader_files(folder, autograded)
+        return nb, resources
+
+
+class CarryNbgraderFiles(NbGraderPreprocessor):
+    """In generate_feedback: carry nbgrader's own files (timestamp.txt, submission_secret.txt) from autograded/ to
+    feedback/, which nbgrader would copy with the other files (release_feedback reads them)."""
+
+    def preprocess(self, nb, resources):
+        info = resources.get("nbgrader", {})
+        student, assignment = info.get("student"), info.get("assignment")
+        coursedir = CourseDirectory(config=self.config)
+        carry_nbgrader_files(coursedir.format_path(coursedir.autograded_directory, student, assignment),
+                             coursedir.format_path(coursedir.feedback_directory, student, assignment))
         return nb, resources
 
 

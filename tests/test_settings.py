@@ -15,7 +15,7 @@ from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHidden
 from coursekit.restore_cells import RestoreMissingCells
 from coursekit.review import ReviewStudentCode
 from coursekit.scrub import ScrubHiddenTestText
-from coursekit.submission_files import CheckSubmittedFiles
+from coursekit.submission_files import CarryNbgraderFiles, CheckSubmittedFiles
 from coursekit.testing import COURSE_ROOT
 from coursekit.worker import GradeJob, WorkerAnswer, serve
 
@@ -35,6 +35,7 @@ INSERTED = {  # list -> [(preprocessor added, the one it comes before)]
         (ScrubHiddenTestText, nbgrader_preprocessors.IgnorePattern),  # no output quotes a hidden test
     ],
     "preprocessors": [  # generate_feedback
+        (CarryNbgraderFiles, nbgrader_preprocessors.GetGrades),  # timestamp.txt for release_feedback
         (nbgrader_preprocessors.ClearHiddenTests, CSSHTMLHeaderPreprocessor),  # feedback shows no hidden test
         (HideHiddenTestTracebacks, nbgrader_preprocessors.ClearHiddenTests),  # ... nor its line in a traceback
         (ScrubHiddenTestText, nbgrader_preprocessors.ClearHiddenTests),  # ... nor any other output

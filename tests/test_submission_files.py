@@ -18,8 +18,8 @@ from coursekit.cluster import _submission_files
 from coursekit.grading import Grading, grade_assignment
 from coursekit.nbgrader_cli import NbgraderFailed, nbgrader
 from coursekit.outcomes import Problem, ProblemKind
-from coursekit.submission_files import (CheckSubmittedFiles, SubmissionRefused, course_ignore, extra_files,
-                                        symbolic_links)
+from coursekit.submission_files import (CarryNbgraderFiles, CheckSubmittedFiles, SubmissionRefused,
+                                        carry_nbgrader_files, course_ignore, extra_files, symbolic_links)
 
 ASSIGNMENT = "01-async-database"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
@@ -105,6 +105,22 @@ def test_the_preprocessor_lists_other_files_once_and_refuses_links_and_hidden_te
     assert problem.kind is ProblemKind.REFUSED and problem.detail.startswith("holds symbolic link(s)")
 
 
+def test_nbgrader_s_own_files_are_carried_from_step_to_step_never_through_a_link(tmp_path):
+    folder = submission(tmp_path)
+    (folder / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+    (tmp_path / "secret").write_text("x" * 10)
+    (folder / "submission_secret.txt").symlink_to(tmp_path / "secret")
+    config = Config()
+    config.CourseDirectory.root = str(tmp_path)
+    CarryNbgraderFiles(config=config).preprocess(new_notebook(), {"nbgrader": {"student": "ada", "assignment": ASSIGNMENT}})
+    assert not (tmp_path / "feedback").exists()  # nothing in autograded/ yet
+    carry_nbgrader_files(folder, tmp_path / "autograded" / "ada" / ASSIGNMENT)
+    CarryNbgraderFiles(config=config).preprocess(new_notebook(), {"nbgrader": {"student": "ada", "assignment": ASSIGNMENT}})
+    feedback = tmp_path / "feedback" / "ada" / ASSIGNMENT
+    assert [p.name for p in feedback.iterdir()] == ["timestamp.txt"]
+    assert (feedback / "timestamp.txt").read_text() == "2026-12-01 10:00:00.000000 UTC"
+
+
 def test_a_dask_worker_is_sent_regular_files_only(tmp_path):
     folder = submission(tmp_path)
     (folder / "data.csv").write_text("a\n")
@@ -130,7 +146,9 @@ def write_class(course):
     answers = subs.solution_answers(ASSIGNMENT)
     master = course / "source" / ASSIGNMENT / NOTEBOOK
     subs.write_submission(course, "honest", ASSIGNMENT, correct)
-    subs.write_submission(course, "with-data", ASSIGNMENT, correct).with_name("data.csv").write_text("id,email\n1,a@b\n")
+    with_data = subs.write_submission(course, "with-data", ASSIGNMENT, correct)
+    with_data.with_name("data.csv").write_text("id,email\n1,a@b\n")
+    with_data.with_name("timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")  # as `nbgrader collect` leaves it
     module = subs.write_submission(course, "with-module", ASSIGNMENT,
                                    subs.with_answers(correct, {first: IMPORT_HELPER + answers[first]}))
     module.with_name("helper.py").write_text(HELPER)
@@ -150,6 +168,12 @@ def write_class(course):
     shutil.copy(master, copied / NOTEBOOK)
 
 
+def autograded_files(course, student) -> list[str]:
+    return sorted(p.name for p in (course / "autograded" / student / ASSIGNMENT).iterdir())
+
+
+# only the notebook, and nbgrader's own timestamp.txt where there is one (release_feedback needs it)
+EXPECTED_AUTOGRADED = {"honest": [NOTEBOOK], "with-data": [NOTEBOOK, "timestamp.txt"], "with-module": [NOTEBOOK]}
 REFUSED = ["links-the-master", "links-beside", "links-the-folder", "copied-master"]
 HONEST = ["honest", "with-data", "with-module"]
 
@@ -187,7 +211,7 @@ def test_coursekit_grade_refuses_links_and_leaves_other_files_out(tmp_path):
     for student in HONEST:
         result = results[student]
         assert result.problem is None and result.scores == result.max_scores and result.max_score > 0, student
-        assert [p.name for p in (course / "autograded" / student / ASSIGNMENT).iterdir()] == [NOTEBOOK], student
+        assert autograded_files(course, student) == EXPECTED_AUTOGRADED[student], student
     assert results["honest"].reviews == []
     left_out = {s: [p for p in results[s].reviews if p.kind is ProblemKind.FILES_LEFT_OUT] for s in HONEST}
     assert "data.csv" in left_out["with-data"][0].detail and "helper.py" in left_out["with-module"][0].detail
@@ -231,7 +255,7 @@ def test_plain_nbgrader_autograde_refuses_links_and_leaves_other_files_out(tmp_p
             except MissingEntry:
                 pass
     for student in HONEST:
-        assert [p.name for p in (course / "autograded" / student / ASSIGNMENT).iterdir()] == [NOTEBOOK], student
+        assert autograded_files(course, student) == EXPECTED_AUTOGRADED[student], student
     for student in REFUSED:
         assert not (course / "autograded" / student / ASSIGNMENT).exists(), student
     assert hidden_text_in(course / "autograded") == []
