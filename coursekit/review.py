@@ -48,7 +48,7 @@ SAFE_DUNDERS = frozenset({
     "__metadata__", "__origin__", "__args__", "__annotations__", "__members__",
     "__enter__", "__exit__", "__aenter__", "__aexit__", "__iter__", "__aiter__", "__next__", "__anext__",
     "__len__", "__contains__", "__getitem__", "__repr__", "__str__", "__eq__", "__hash__", "__lt__",
-    "__call__", "__future__",
+    "__call__", "__future__", "__slots__",
 })
 
 RULES: tuple[Rule, ...] = (
@@ -130,6 +130,17 @@ def _match(kind: str, text: str) -> Rule | None:
 _DUNDER = re.compile(r"__[A-Za-z]\w*?__")
 
 
+def _own_names(tree) -> set[str]:
+    """Names the code binds by importing them from a module other than builtins, or by def/class."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module not in ("builtins", "__builtin__"):
+            names |= {alias.asname or alias.name for alias in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
 def _unsafe_dunder(text: str) -> bool:
     return any(d not in SAFE_DUNDERS for d in _DUNDER.findall(text))
 
@@ -137,8 +148,9 @@ def _unsafe_dunder(text: str) -> bool:
 class _Reader(ast.NodeVisitor):
     """Collects (line, rule) for every construct of the table in one module's tree."""
 
-    def __init__(self):
+    def __init__(self, tree=None):
         self.found: list[tuple[int, Rule]] = []
+        self.own = _own_names(tree) if tree is not None else set()
 
     def _flag(self, node, rule: Rule | None):
         if rule is not None:
@@ -149,7 +161,10 @@ class _Reader(ast.NodeVisitor):
             self._flag(node, _rule("dunder"))
 
     def visit_Name(self, node):
-        self._flag(node, _match("name", node.id))
+        # A variable named `vars` is odd, not dangerous; using the builtin is. A name the code imports from a module
+        # or defines itself (`from re import compile`, `def compile`) is not the builtin; deleting it makes it so.
+        if isinstance(node.ctx, ast.Del) or (isinstance(node.ctx, ast.Load) and node.id not in self.own):
+            self._flag(node, _match("name", node.id))
         self._dunder(node, node.id)
         self.generic_visit(node)
 
@@ -170,10 +185,9 @@ class _Reader(ast.NodeVisitor):
         module = node.module or ""
         if node.level == 0:
             self._module(node, module)
-        for alias in node.names:
+        for alias in node.names:  # `from re import compile` is not the builtin: only os's names are checked
             if module in ("os", "posix", "nt"):
                 self._flag(node, _match("os", alias.name))
-            self._flag(node, _match("name", alias.name) or _match("attribute", alias.name))
             self._dunder(node, alias.name)
         self.generic_visit(node)
 
@@ -221,11 +235,11 @@ def review_source(source: str, where: str = "", ipython: bool = True) -> list[Fi
         magic_lines = [n for n, line in enumerate(lines, 1) if MAGIC_LINE.search(line)] or [1]
         findings += [(n, magic) for n in magic_lines]
         # what IPython made of them is get_ipython().run_line_magic(...): report those lines as magics only
-        reader = _Reader()
+        reader = _Reader(tree)
         reader.visit(tree)
         findings += [(n, r) for n, r in reader.found if n not in magic_lines]
     else:
-        reader = _Reader()
+        reader = _Reader(tree)
         reader.visit(tree)
         findings += reader.found
     unique = dict.fromkeys((n, r) for n, r in findings)

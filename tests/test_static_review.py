@@ -75,6 +75,7 @@ def test_the_course_s_own_locked_cells_would_be_flagged_if_a_student_wrote_them(
     "_ = [print(i) for i in range(3)]\nx = 10 % 3\ncode = response.status_code",
     "result = (\n    a\n    % b\n)",  # a line starting with % inside an expression is not a magic
     "def broken(:\n    get_ipython()",  # does not parse: not flagged for that (its test cells say what fails)
+    "from re import compile\npattern = compile('a+')\nvars = {'a': 1}",  # not the builtins, a variable's name
 ])
 def test_ordinary_code_is_not_flagged(source):
     assert flagged(source) == []
@@ -140,6 +141,8 @@ def test_bad_submissions_that_kill_processes_are_flagged(student):
     ("m = __import__('sy' + 's')", "dynamic code", 1),
     ("names = globals()", "namespace access", 1),
     ("breakpoint()", "dynamic code", 1),
+    ("from re import compile\ndel compile\ncode = compile('1', 'x', 'eval')", "dynamic code", 2),
+    ("eval = eval\neval('1')", "dynamic code", 1),
     ("x = 1\ny = ().__class__.__base__.__subclasses__()", "dunder", 2),
     ("b = getattr(print, '__self__')", "dunder", 1),
     ("b = __builtins__", "dunder", 1),
