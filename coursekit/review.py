@@ -70,6 +70,9 @@ RULES: tuple[Rule, ...] = (
          "a thread keeps running while the test cells run, after the grader's checks (asyncio.to_thread is fine)"),
     Rule("processes", "import", r"subprocess|multiprocessing|pty|concurrent\.futures\.process",
          "starts programs or processes: work outside the kernel the grader watches"),
+    Rule("processes (asyncio)", "attribute", r"create_subprocess_exec|create_subprocess_shell|subprocess_exec|"
+         r"subprocess_shell",
+         "asyncio's way of starting programs: work outside the kernel the grader watches"),
     Rule("kernel internals", "import",
          r"IPython|ipykernel|jupyter_client|jupyter_core|zmq|comm|debugpy|traitlets|nbgrader|nbclient|coursekit",
          "the kernel's, the grader's or the guard's own objects"),
@@ -100,6 +103,12 @@ RULES: tuple[Rule, ...] = (
     Rule("IPython magic or shell escape", "magic", r"",
          "IPython turns %magic, !command and `name?` into get_ipython() calls: a shell, the history, the debugger"),
 )
+
+
+# Modules of a flagged package that honest notebooks use, and why they are harmless.
+ALLOWED_MODULES = {
+    "IPython.display": "shows a table, an image or HTML: output only (what HTML may do is the sanitizer's business)",
+}
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,8 @@ class _Reader(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _module(self, node, module: str):
+        if module in ALLOWED_MODULES:
+            return
         top = module.split(".")[0]
         self._flag(node, _match("import", module) or _match("import", top))
 

@@ -76,6 +76,7 @@ def test_the_course_s_own_locked_cells_would_be_flagged_if_a_student_wrote_them(
     "result = (\n    a\n    % b\n)",  # a line starting with % inside an expression is not a magic
     "def broken(:\n    get_ipython()",  # does not parse: not flagged for that (its test cells say what fails)
     "from re import compile\npattern = compile('a+')\nvars = {'a': 1}",  # not the builtins, a variable's name
+    "from IPython.display import HTML, display\ndisplay(HTML('<b>3 tickets</b>'))",  # output only
 ])
 def test_ordinary_code_is_not_flagged(source):
     assert flagged(source) == []
@@ -136,6 +137,8 @@ def test_bad_submissions_that_kill_processes_are_flagged(student):
     ("from os import fork\nfork()", "os process call", 1),
     ("from IPython import get_ipython", "kernel internals", 1),
     ("import ipykernel", "kernel internals", 1),
+    ("from IPython import display", "kernel internals", 1),
+    ("import asyncio\nproc = await asyncio.create_subprocess_exec('ls')", "processes (asyncio)", 2),
     ("exec('print(1)')", "dynamic code", 1),
     ("f = eval\nf('1')", "dynamic code", 1),
     ("m = __import__('sy' + 's')", "dynamic code", 1),
