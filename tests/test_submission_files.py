@@ -3,10 +3,8 @@ anywhere in a submission, or a notebook holding the master's hidden tests, is re
 reason, while the rest of the class is graded; other files are listed as *files left out*. With `coursekit grade`
 and with plain `nbgrader autograde` and the course's config."""
 import json
-import os
 import shutil
 
-import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader import utils
