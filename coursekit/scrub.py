@@ -50,29 +50,39 @@ def readings(text: str) -> list[str]:
     return list(dict.fromkeys([text, plain, once, _unescape_once(once)]))
 
 
-def hidden_lines(source: str, begin: str, end: str) -> list[str]:
-    """The stripped lines between the hidden-test delimiters of one cell's source."""
-    lines, inside = [], False
+def split_hidden(source: str, begin: str, end: str) -> tuple[list[str], list[str]]:
+    """(the stripped lines between the hidden-test delimiters of one cell's source, the lines outside them)."""
+    hidden, public, inside = [], [], False
     for line in source.splitlines():
         if begin in line:
             inside = True
         elif end in line:
             inside = False
-        elif inside and line.strip():
-            lines.append(line.strip())
-    return lines
+        elif inside:
+            if line.strip():
+                hidden.append(line.strip())
+        else:
+            public.append(line)
+    return hidden, public
+
+
+def hidden_lines(source: str, begin: str, end: str) -> list[str]:
+    """The stripped lines between the hidden-test delimiters of one cell's source."""
+    return split_hidden(source, begin, end)[0]
 
 
 def secret_lines(nb, begin: str, end: str, min_length: int) -> set[str]:
     """The hidden-test lines of the notebook's test cells that could not appear by chance: at least `min_length`
-    characters with a word character, and written nowhere else in the notebook (a visible test, an answer)."""
-    hidden, public = set(), set()
+    characters with a word character, and written nowhere else in the notebook (a visible test, an answer), not even
+    inside a longer line."""
+    hidden, public = set(), []
     for cell in nb.cells:
         source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
-        lines = hidden_lines(source, begin, end) if is_test(cell) and begin in source else []
+        lines, outside = split_hidden(source, begin, end) if is_test(cell) else ([], source.splitlines())
         hidden |= set(lines)
-        public |= {line.strip() for line in source.splitlines()} - set(lines)
-    return {line for line in hidden - public if len(line) >= min_length and re.search(r"\w", line)}
+        public += outside
+    public_text = "\n".join(public)
+    return {line for line in hidden if len(line) >= min_length and re.search(r"\w", line) and line not in public_text}
 
 
 def _texts(output) -> list[str]:

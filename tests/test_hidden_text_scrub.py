@@ -1,7 +1,9 @@
 """The last line of defence for the hidden tests (coursekit.scrub): an output that quotes a hidden-test line, however
 escaped, is replaced by a note and reported; honest outputs are left alone. Units on in-memory notebooks, plus one
 slow end-to-end run through `nbgrader autograde` and `generate_feedback`."""
+import html
 import json
+import re
 
 import nbformat
 import pytest
@@ -9,14 +11,15 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader import utils
 from traitlets.config import Config
 
-from coursekit import outcomes
+from coursekit import assignments, outcomes
 from coursekit import testing as subs
 from coursekit.cells import hidden_test_delimiters
 from coursekit.nbgrader_cli import nbgrader
 from coursekit.outcomes import Problem, ProblemKind
 from coursekit.preprocessors import HideHiddenTestTracebacks
 from coursekit.scrub import ScrubHiddenTestText, readings, secret_lines
-from conftest import ASSIGNMENTS
+
+ASSIGNMENTS = assignments(subs.COURSE_ROOT)
 
 HIDDEN_LINE = 'assert add(1000, -999) == 1, "don\'t forget negative numbers"'
 TEST_SOURCE = f"""assert add(2, 2) == 4, "2 + 2 is 4"
@@ -152,13 +155,21 @@ def test_the_delimiters_are_read_from_clear_hidden_tests_config_by_both_preproce
 ASSIGNMENT = "01-async-database"
 
 
+def master_hidden_lines(course) -> set[str]:
+    """The master notebook's hidden-test lines of 12 characters or more that appear nowhere else in it (not even
+    inside a longer line)."""
+    master = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    block = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
+    public = "\n".join(block.sub("", c.source) for c in master.cells)
+    hidden = {line.strip() for c in master.cells for b in block.findall(c.source) for line in b.splitlines()}
+    return {line for line in hidden if len(line) >= 12 and line not in public}
+
+
 @pytest.mark.slow
 def test_feedback_of_a_submission_that_prints_hidden_tests_shows_none(tmp_path):
     """The answer cell prints hidden-test lines it was handed (as if a kernel-side defence failed): without a sandbox,
     it reads them from the course's own source/ folder, as print(In) would print them. The graded notebook and the
     feedback show the note, the log names the student's cell, and the score is what the answers earn."""
-    from test_feedback import hidden_test_lines, html_text
-
     course = subs.make_course_folder(tmp_path / "course", [ASSIGNMENT])
     correct = subs.correct_submission(ASSIGNMENT)
     first = next(iter(subs.autograded_exercises(correct)))
@@ -171,12 +182,14 @@ def test_feedback_of_a_submission_that_prints_hidden_tests_shows_none(tmp_path):
     run = nbgrader(course, "autograde", ASSIGNMENT, "--GuardedExecute.unsafe_no_sandbox=True",
                    "--Execute.timeout=20")
     assert f"showed hidden tests: cell(s) {first} printed" in run.stderr
-    secret = hidden_test_lines(ASSIGNMENT)
+    secret = master_hidden_lines(course)
+    assert len(secret) > 20
     graded = (course / "autograded" / "leaks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
     assert "[grader] This output quoted the hidden tests" in graded
     nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
     for student in ("leaks", "honest"):
-        feedback = html_text((course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text())
+        page = (course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+        feedback = html.unescape(re.sub(r"<[^>]*>", "", page))  # the text, scripts and styles included
         assert not [line for line in secret if line in feedback], student
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "fastapi-async-db") as gradebook:

@@ -1,20 +1,45 @@
 """The static review of what a student wrote (coursekit.review), without a kernel: every right answer and every
 solution passes unflagged, every attack of the hostile tests is flagged with its cell and line, and the flag reaches
 `coursekit grade`'s summary as *needs review* without touching the score."""
+import ast
 import copy
 import textwrap
+from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from coursekit import diagnosis, outcomes, review
+from coursekit import assignments, diagnosis, outcomes, review
 from coursekit import testing as subs
 from coursekit.outcomes import Problem, ProblemKind, SubmissionResult
 from coursekit.report import format_summary
-from conftest import ASSIGNMENTS
-from test_bad_submissions import class_with_every_bad_case
-from test_hostile_submissions import HARM_ATTACK, SCORE_ATTACKS, submission_with_attack
+
+ASSIGNMENTS = assignments(subs.COURSE_ROOT)
+
+
+def hostile_attacks() -> dict[str, str]:
+    """The attacks of the hostile class, SCORE_ATTACKS and HARM_ATTACK, as tests/test_hostile_submissions.py writes
+    them (read from the file, not imported: a test module imports no other)."""
+    tree = ast.parse(Path(__file__).with_name("test_hostile_submissions.py").read_text())
+    attacks = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id == "SCORE_ATTACKS":
+                attacks.update(ast.literal_eval(node.value))
+            elif node.targets[0].id == "HARM_ATTACK":
+                attacks["harms-the-class"] = ast.literal_eval(node.value)
+    return attacks
+
+
+ATTACKS = hostile_attacks()
+
+
+def submission_with_attack(attack: str) -> dict:
+    """As the hostile class hands it in: the blank notebook with the attack in its first answer cell."""
+    blank = subs.blank_submission("01-async-database")
+    first_answer = next(iter(subs.autograded_exercises(blank)))
+    return subs.with_answers(blank, {first_answer: textwrap.dedent(attack).strip() + "\n"})
 
 
 def flagged(source: str) -> list[str]:
@@ -86,18 +111,17 @@ def test_ordinary_code_is_not_flagged(source):
 # Attacks are flagged, with cell and line
 
 
-@pytest.mark.parametrize("name", SCORE_ATTACKS)
-def test_every_score_attack_of_the_hostile_class_is_flagged(name):
-    notebook = nbformat.from_dict(submission_with_attack(SCORE_ATTACKS[name]))
+@pytest.mark.parametrize("name", ATTACKS)
+def test_every_attack_of_the_hostile_class_is_flagged(name):
+    notebook = nbformat.from_dict(submission_with_attack(ATTACKS[name]))
     findings = review.review_notebook(notebook)
     assert findings, name
     first_answer = next(iter(subs.autograded_exercises(notebook)))
     assert {f.where for f in findings} == {first_answer}
 
 
-def test_the_harmful_submission_of_the_hostile_class_is_flagged():
-    names = flagged(HARM_ATTACK)
-    assert "processes" in names  # import subprocess
+def test_the_hostile_class_is_read_whole():
+    assert len(ATTACKS) >= 11 and "processes" in flagged(ATTACKS["harms-the-class"])  # import subprocess
 
 
 INTEGRITY_UNIT_HOOKS = [  # tests/test_integrity_units.py: what the guard puts back
@@ -114,10 +138,13 @@ def test_the_hooks_the_guard_puts_back_are_flagged(source):
     assert flagged(source)
 
 
-@pytest.mark.parametrize("student", ["calls-os-exit", "kills-its-kernel", "kills-the-grader"])
-def test_bad_submissions_that_kill_processes_are_flagged(student):
-    notebook = nbformat.from_dict(class_with_every_bad_case()[student])
-    assert "os process call" in {f.rule.name for f in review.review_notebook(notebook)}
+@pytest.mark.parametrize("source", [  # tests/test_bad_submissions.py: calls-os-exit, kills-its-kernel, kills-the-grader
+    "import os\nos._exit(1)\n",
+    "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
+])
+def test_bad_submissions_that_kill_processes_are_flagged(source):
+    assert "os process call" in flagged(source)
 
 
 @pytest.mark.parametrize("source,rule,line", [

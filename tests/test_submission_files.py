@@ -5,15 +5,18 @@ and with plain `nbgrader autograde` and the course's config."""
 import json
 import shutil
 
+import nbformat
+
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader import utils
 from traitlets.config import Config
 
-from coursekit import diagnosis, outcomes
+from coursekit import diagnosis, outcomes, scrub
+from coursekit.cells import hidden_test_delimiters
 from coursekit import testing as subs
 from coursekit.cluster import _submission_files
-from coursekit.grading import Grading, grade_assignment
+from coursekit.grading import grade_assignment
 from coursekit.nbgrader_cli import NbgraderFailed, nbgrader
 from coursekit.outcomes import Problem, ProblemKind
 from coursekit.submission_files import (CarryNbgraderFiles, CheckSubmittedFiles, SubmissionRefused,
@@ -180,9 +183,9 @@ def hidden_text_in(folder) -> list[str]:
     """Files under autograded/ that hold hidden-test text (the delimiter, or a line of the hidden tests) where the
     kernel could read it or an output shows it: any file but a graded notebook, and the graded notebooks' outputs
     (their test cells hold the hidden tests, put back from the gradebook: that is nbgrader's design)."""
-    from test_feedback import hidden_test_lines
-
-    secret = hidden_test_lines(ASSIGNMENT)
+    secret = {line for line in scrub.secret_lines(nbformat.read(subs.COURSE_ROOT / "source" / ASSIGNMENT / NOTEBOOK,
+                                                                as_version=4), *hidden_test_delimiters(), 12)}
+    assert secret
     found = []
     for path in folder.rglob("*"):
         if path.is_file():
@@ -204,7 +207,7 @@ def test_coursekit_grade_refuses_links_and_leaves_other_files_out(tmp_path):
     course = subs.make_course_folder(tmp_path / "course", [ASSIGNMENT])
     write_class(course)
     before = subs.tree_digest(course / "submitted")
-    results = {r.student: r for r in grade_assignment(course, ASSIGNMENT, settings=Grading(jobs=2, cell_timeout=20))}
+    results = {r.student: r for r in grade_assignment(course, ASSIGNMENT)}  # nbgrader_config.py's settings
 
     for student in HONEST:
         result = results[student]
@@ -237,7 +240,7 @@ def test_plain_nbgrader_autograde_refuses_links_and_leaves_other_files_out(tmp_p
     course = subs.make_course_folder(tmp_path / "course", [ASSIGNMENT])
     write_class(course)
     with pytest.raises(NbgraderFailed) as failed:  # nbgrader exits with 1 when it could not grade someone
-        nbgrader(course, "autograde", ASSIGNMENT, "--Execute.timeout=20")
+        nbgrader(course, "autograde", ASSIGNMENT)
     log = failed.value.process.stderr
     for student in REFUSED:
         assert f"submission of {student} refused:" in log, student
