@@ -23,8 +23,10 @@ link to the master makes nbgrader grade the master (full marks). Here, with nbgr
   worker the regular files only (coursekit.cluster).
 
 Removable when nbgrader stops following symbolic links when it copies a submission and lets a course choose which
-submitted files autograde copies (no upstream issue found as of nbgrader 0.9.6; issue 1235 asks for files to be
-ignored at collect, not at autograde).
+submitted files autograde copies: no upstream issue about the links found as of nbgrader 0.9.6; nbgrader issue 170
+(closed, https://github.com/jupyter/nbgrader/issues/170) proposed "an option to delete any other files that aren't
+from the source and aren't allowed", which was not built (`Autograde.exclude_overwriting`, from issue 940, is the
+opposite: it keeps a student's version of a source file).
 """
 import os
 import shutil
