@@ -150,6 +150,12 @@ def _own_names(tree) -> set[str]:
     return names
 
 
+def _os_aliases(tree) -> set[str]:
+    """Names `import os as o` binds to the os module."""
+    return {alias.asname for node in ast.walk(tree) if isinstance(node, ast.Import)
+            for alias in node.names if alias.name in ("os", "posix", "nt") and alias.asname}
+
+
 def _unsafe_dunder(text: str) -> bool:
     return any(d not in SAFE_DUNDERS for d in _DUNDER.findall(text))
 
@@ -160,6 +166,7 @@ class _Reader(ast.NodeVisitor):
     def __init__(self, tree=None):
         self.found: list[tuple[int, Rule]] = []
         self.own = _own_names(tree) if tree is not None else set()
+        self.os_names = {"os", "posix", "nt"} | (_os_aliases(tree) if tree is not None else set())
 
     def _flag(self, node, rule: Rule | None):
         if rule is not None:
@@ -179,7 +186,7 @@ class _Reader(ast.NodeVisitor):
 
     def visit_Attribute(self, node):
         self._flag(node, _match("attribute", node.attr))
-        if isinstance(node.value, ast.Name) and node.value.id in ("os", "posix", "nt"):
+        if isinstance(node.value, ast.Name) and node.value.id in self.os_names:
             self._flag(node, _match("os", node.attr))
         if node.attr.startswith("__"):
             self._dunder(node, node.attr)

@@ -161,6 +161,7 @@ def test_bad_submissions_that_kill_processes_are_flagged(source):
     ("import subprocess\nsubprocess.run(['ls'])", "processes", 1),
     ("import os\nos.system('ls')", "os process call", 2),
     ("from os import fork\nfork()", "os process call", 1),
+    ("import os as o\no.system('id')", "os process call", 2),
     ("from IPython import get_ipython", "kernel internals", 1),
     ("import ipykernel", "kernel internals", 1),
     ("from IPython import display", "kernel internals", 1),
