@@ -1,6 +1,7 @@
 """nbgrader settings for this course. The course root is this folder (source/, release/, ...)."""
 import sys
 import warnings
+from pathlib import Path
 
 from sqlalchemy.exc import SAWarning
 
@@ -30,26 +31,43 @@ c.OverwriteCells.add_missing_cells = True
 try:
     import coursekit.preprocessors  # noqa: F401 (instructor tooling: the student copy has its own config)
     import coursekit.restore_cells  # noqa: F401
+    import coursekit.review  # noqa: F401
+    import coursekit.scrub  # noqa: F401
+    import coursekit.submission_files  # noqa: F401
 except ImportError as error:
     raise ImportError(f"nbgrader_config.py: cannot load the course's preprocessors ({error}); install the course's "
                       "tooling into this environment with `make setup-dev` (pip install -e .)") from error
 else:
+    # A submission carries its notebooks and nothing else into grading (coursekit.submission_files): autograde copies
+    # no other file of submitted/ (nbgrader 0.9.6 copies them following symbolic links, outside the sandbox): nbgrader's
+    # ignore list, plus the assignment folders' names, which only the folders nbgrader copies "other files" from match
+    # (this also keeps source/'s data files out of release/ and autograded/: this course has none). CheckSubmittedFiles
+    # refuses a submission with a symbolic link or the master's hidden tests in it, and lists the other files as
+    # "files left out".
+    c.CourseDirectory.ignore = coursekit.submission_files.course_ignore(Path(__file__).resolve().parent)
     # nbgrader's own list, with two fixes: a copied graded cell and a deleted cell after a locked setup cell
     # each made nbgrader 0.9.6 give up on the whole notebook. KeepCourseSkipTags: only the cells source/ tags
-    # skip-when-grading are skipped, never a cell a student tagged (a skipped test cell would pass).
+    # skip-when-grading are skipped, never a cell a student tagged (a skipped test cell would pass). ReviewStudentCode
+    # reads the cells the student wrote (the gradebook's cells are back by then) and the submission's Python files,
+    # and reports interpreter internals as "needs review" with cell and line; the score is unchanged.
+    # CheckSubmittedFiles comes first: a refused notebook goes no further.
     c.Autograde.sanitize_preprocessors = [
+        "coursekit.submission_files.CheckSubmittedFiles",
         "nbgrader.preprocessors.ClearOutput",
         "coursekit.preprocessors.DeduplicateCells",
         "nbgrader.preprocessors.OverwriteKernelspec",
         "coursekit.restore_cells.RestoreMissingCells",
         "coursekit.preprocessors.KeepCourseSkipTags",
+        "coursekit.review.ReviewStudentCode",
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
     # nbgrader's own list, with Execute replaced: a cell that prints without end is stopped after 1 MB
     # instead of filling the grader's memory, each kernel may use 4 GiB, and each notebook's kernel start / run
-    # time is logged.
+    # time is logged. ScrubHiddenTestText: an output that quotes a hidden test (whatever printed it) is replaced by a
+    # note and reported, before anything is saved.
     c.Autograde.autograde_preprocessors = [
         "coursekit.preprocessors.GuardedExecute",
+        "coursekit.scrub.ScrubHiddenTestText",
         "nbgrader.preprocessors.IgnorePattern",
         "nbconvert.preprocessors.ClearMetadataPreprocessor",
         "nbgrader.preprocessors.LimitOutput",
@@ -68,7 +86,8 @@ else:
     ]
 
 # Feedback returned to students must not show the hidden tests: ClearHiddenTests removes them from the cells,
-# coursekit's HideHiddenTestTracebacks from the tracebacks of failing hidden asserts (which quote their line).
+# coursekit's HideHiddenTestTracebacks from the tracebacks of failing hidden asserts (which quote their line), and
+# ScrubHiddenTestText from any other output that quotes them (both read the delimiters from ClearHiddenTests' config).
 # HideHiddenTestTracebacks is removable when nbgrader's feedback hides them in tracebacks too: nbgrader issue 917,
 # open as of nbgrader 0.9.6 (https://github.com/jupyter/nbgrader/issues/917).
 c.GenerateFeedback.preprocessors = [
@@ -77,7 +96,11 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 if "coursekit.preprocessors" in sys.modules:
-    c.GenerateFeedback.preprocessors.insert(1, "coursekit.preprocessors.HideHiddenTestTracebacks")
+    c.GenerateFeedback.preprocessors[1:1] = ["coursekit.preprocessors.HideHiddenTestTracebacks",
+                                             "coursekit.scrub.ScrubHiddenTestText"]
+    # nbgrader carries timestamp.txt and submission_secret.txt into feedback/ with the "other files", which the
+    # course's ignore list keeps out (above): release_feedback needs them.
+    c.GenerateFeedback.preprocessors.insert(0, "coursekit.submission_files.CarryNbgraderFiles")
 
 # formgrader and feedback show a student's outputs and markdown without scripts (coursekit/sanitize.py: why three).
 c.HTMLExporter.sanitize_html = True

@@ -50,3 +50,12 @@ def secret_lines(sources: Iterable[str]) -> tuple[set[str], str]:
     public_text = "\n".join(public)
     public_lines = {line.strip() for line in public_text.splitlines()}
     return {line for line in secret - public_lines if re.search(r"\w", line)}, public_text
+
+
+def hidden_test_delimiters(config=None) -> tuple[str, str]:
+    """(begin, end) of the hidden-test blocks, as nbgrader's ClearHiddenTests reads them from the course's config
+    (`c.ClearHiddenTests.begin_test_delimeter`; nbgrader's default "BEGIN HIDDEN TESTS"): one home for them."""
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    clear = ClearHiddenTests(config=config) if config is not None else ClearHiddenTests()
+    return clear.begin_test_delimeter, clear.end_test_delimeter

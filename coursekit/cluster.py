@@ -331,8 +331,18 @@ def _course_files(course_root: Path, assignment: str) -> dict[str, bytes]:
 
 
 def _submission_files(course_root: Path, assignment: str, student: str) -> dict[str, bytes]:
+    """The submission's regular files: a symbolic link is neither followed nor sent (the driver refuses such a
+    submission, coursekit.submission_files), so a link to source/ cannot bring the master notebook in."""
     folder = course_root / "submitted" / student / assignment
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    if folder.is_symlink():
+        return {}
+    files = {}
+    for root, _, names in os.walk(folder):  # does not descend into linked folders
+        for name in sorted(names):
+            path = Path(root) / name
+            if not path.is_symlink() and path.is_file():
+                files[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return files
 
 
 def _write_autograded(course_root: Path, assignment: str, student: str, files: dict[str, bytes]) -> None:

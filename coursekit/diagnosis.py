@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from .outcomes import CellChange, ChangeKind, Problem, ProblemKind
+from .outcomes import FOR_REVIEW, CellChange, ChangeKind, Problem, ProblemKind
 
 # SQLite's "database is locked" (SQLITE_BUSY): https://www.sqlite.org/rescode.html#busy
 SQLITE_BUSY = 5
@@ -24,7 +24,11 @@ CELLS_OUT_OF_MEMORY = ("raised MemoryError (the kernel's limit is c.GuardedExecu
 
 def check_submission(course_root: Path, assignment: str, student: str) -> Problem | None:
     """What is wrong with the submitted files before nbgrader sees them (None when they look fine)."""
+    from .submission_files import refusal
+
     folder = Path(course_root) / "submitted" / student / assignment
+    if folder.exists() and (why := refusal(folder)):  # before anything reads through a link
+        return Problem(ProblemKind.REFUSED, why)
     for source in sorted((Path(course_root) / "source" / assignment).glob("*.ipynb")):
         submitted = folder / source.name
         if not submitted.exists():
@@ -42,7 +46,12 @@ def from_exception(error: BaseException) -> Problem:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbgrader.preprocessors.execute import UnresponsiveKernelError
 
+    from .submission_files import SubmissionRefused
+
     chain = list(_chain(error))
+    refused = next((e for e in chain if isinstance(e, SubmissionRefused)), None)
+    if refused is not None:
+        return Problem(ProblemKind.REFUSED, str(refused).split(" refused: ", 1)[-1])
     if any(isinstance(e, DeadKernelError) for e in chain):
         return Problem(ProblemKind.KERNEL_DIED, KERNEL_DIED)
     if any(isinstance(e, (CellTimeoutError, UnresponsiveKernelError, TimeoutError)) for e in chain):
@@ -112,13 +121,19 @@ def choose(*candidates: Problem | list[Problem] | None) -> Problem | None:
 def classify(reported: list[Problem], failure: BaseException | None, graded_notebooks) -> Problem | None:
     """The one problem of a graded submission, in order of precedence: tampering with grading (reported by the
     course's integrity checks), then the exception nbgrader stopped on, then what the preprocessors reported (output
-    cut), then cells that were interrupted or ran out of memory."""
+    cut), then cells that were interrupted or ran out of memory. Problems for review (FOR_REVIEW) are not among
+    them: they go to `reviews`."""
     return choose(
         [p for p in reported if p.kind is ProblemKind.TAMPERED],
         from_exception(failure) if failure is not None else None,
-        [p for p in reported if p.kind is not ProblemKind.TAMPERED],
+        [p for p in reported if p.kind is not ProblemKind.TAMPERED and p.kind not in FOR_REVIEW],
         from_graded_cells(graded_notebooks),
     )
+
+
+def reviews(reported: list[Problem]) -> list[Problem]:
+    """What a person should read in a graded submission, its score unchanged (*needs review*), merged by kind."""
+    return merge([p for p in reported if p.kind in FOR_REVIEW])
 
 
 def describe_changes(changes: list[CellChange]) -> list[str]:

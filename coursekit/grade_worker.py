@@ -31,8 +31,8 @@ from nbgrader.apps import AutogradeApp
 from nbgrader.converters import Autograde
 from tornado.log import LogFormatter
 
-from . import diagnosis, outcomes
-from .outcomes import CellChange, Problem, Timing
+from . import diagnosis, outcomes, submission_files
+from .outcomes import CellChange, Problem, ProblemKind, Timing
 from .worker import GradeJob, WorkerAnswer, WorkerSetup, serve
 
 
@@ -65,6 +65,13 @@ def grade(app, job: GradeJob) -> WorkerAnswer:
     started = time.perf_counter()
     outcomes.drain(object)  # nothing left over from a previous job
     answer = WorkerAnswer(job.student)
+    # A link in the submission: nbgrader would read through it (a link to a device or a pipe never ends), so it is
+    # refused before nbgrader opens anything; the gradebook is not touched (coursekit.submission_files).
+    folder = app.coursedir.format_path(app.coursedir.submitted_directory, job.student, job.assignment)
+    if why := submission_files.refusal(folder):
+        answer.problem = Problem(ProblemKind.REFUSED, why)
+        answer.seconds = time.perf_counter() - started
+        return answer
     try:
         answer.log, failure, graded = _autograde(app, job)
         answer.scores, answer.max_scores = read_scores(app.coursedir.db_url, app.coursedir.course_id,
@@ -72,7 +79,9 @@ def grade(app, job: GradeJob) -> WorkerAnswer:
     except Exception as error:  # nbgrader itself failed outside a notebook (or the gradebook did)
         failure, graded = error, []
         answer.log += traceback.format_exc()
-    answer.problem = diagnosis.classify(outcomes.drain(Problem), failure, graded)
+    reported = outcomes.drain(Problem)
+    answer.problem = diagnosis.classify(reported, failure, graded)
+    answer.reviews = diagnosis.reviews(reported)
     answer.changes = outcomes.drain(CellChange)
     answer.timings = outcomes.drain(Timing)
     answer.seconds = time.perf_counter() - started

@@ -162,8 +162,9 @@ def _grade_with(worker: WorkerProcess, course_root: Path, assignment: str, stude
     else:
         result.scores, result.max_scores, result.log = answer.scores, answer.max_scores, answer.log
         result.timings = answer.timings
+        result.reviews = answer.reviews
         problem = problem or answer.problem
-        if problem is None or problem.kind not in (ProblemKind.MISSING, ProblemKind.NOT_A_NOTEBOOK):
+        if problem is None or problem.kind not in (ProblemKind.MISSING, ProblemKind.NOT_A_NOTEBOOK, ProblemKind.REFUSED):
             result.changes = answer.changes
     result.problem = problem
     result.seconds = time.perf_counter() - started

@@ -26,7 +26,16 @@ class ProblemKind(Enum):
     CRASHED = "crashed"
     GRADEBOOK_BUSY = "gradebook busy"
     TAMPERED = "tampered with grading"
+    REFUSED = "refused"  # symbolic links or the master's hidden tests in the submission (coursekit.submission_files)
+    HIDDEN_TESTS_SHOWN = "showed hidden tests"  # an output quoted the hidden tests; replaced by a note (coursekit.scrub)
     GRADING_FAILED = "grading failed"
+    # Kinds that leave the score as graded: a person should read something (SubmissionResult.reviews).
+    NEEDS_REVIEW = "needs review"  # interpreter internals in what the student wrote (coursekit.review)
+    FILES_LEFT_OUT = "files left out"  # files beside the notebooks, not given to grading (coursekit.submission_files)
+
+
+# Problems that ask a person to read something without changing how the submission was graded.
+FOR_REVIEW = frozenset({ProblemKind.NEEDS_REVIEW, ProblemKind.FILES_LEFT_OUT})
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ class SubmissionResult:
     scores: dict[str, float] = field(default_factory=dict)  # grade cell id -> automatic score
     max_scores: dict[str, float] = field(default_factory=dict)  # grade cell id -> points
     problem: Problem | None = None  # why this submission could not be graded normally; None when all went well
+    reviews: list[Problem] = field(default_factory=list)  # what a person should read; the score stands (FOR_REVIEW)
     changes: list[CellChange] = field(default_factory=list)  # what grading put right, as the preprocessors saw it
     timings: list[Timing] = field(default_factory=list)  # one per graded notebook
     seconds: float = 0.0

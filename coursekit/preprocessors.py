@@ -19,7 +19,6 @@
   Removable when nbgrader's feedback hides hidden tests in tracebacks too: nbgrader issue 917 (open in 0.9.6).
 """
 import asyncio
-import re
 import time
 
 try:
@@ -34,7 +33,9 @@ from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, List, Unicode
 
 from . import sandbox
+from .cells import hidden_test_delimiters
 from .integrity import IntegrityChecks
+from .scrub import ANSI, hidden_lines
 
 from .outcomes import CellChange, ChangeKind, Problem, ProblemKind, Timing, report
 
@@ -249,24 +250,25 @@ def _grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
 class HideHiddenTestTracebacks(NbGraderPreprocessor):
     """In cells with hidden tests, replace the traceback frames that show the cell's own code with a note.
 
+    The delimiters are nbgrader's ClearHiddenTests' (`cells.hidden_test_delimiters`), as the course configures them.
     Removable when nbgrader's feedback also hides hidden tests in tracebacks: nbgrader issue 917, open as of 0.9.6
     (https://github.com/jupyter/nbgrader/issues/917; issue 1156, closed as its duplicate, names the traceback).
     """
 
-    begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
-    end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
     note = Unicode("(the failing line is in the hidden tests, which are not shown)").tag(config=True)
 
+    def preprocess(self, nb, resources):
+        self._delimiters = hidden_test_delimiters(self.config)
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code" or self.begin_test_delimeter not in cell.source:
+        begin, end = self._delimiters
+        if cell.cell_type != "code" or begin not in cell.source:
             return cell, resources
-        hidden = self._hidden_lines(cell.source)
+        hidden = [line for line in hidden_lines(cell.source, begin, end) if len(line) >= 8]  # not by chance
         own_frame = f"Cell In[{cell.get('execution_count')}]" if cell.get("execution_count") else None
         for output in cell.get("outputs", []):
             if output.output_type != "error":
@@ -281,15 +283,3 @@ class HideHiddenTestTracebacks(NbGraderPreprocessor):
                     kept.append(entry)
             output.traceback = kept
         return cell, resources
-
-    def _hidden_lines(self, source: str) -> list[str]:
-        """The non-trivial lines of the cell's hidden-test regions (long enough not to match by chance)."""
-        lines, inside = [], False
-        for line in source.splitlines():
-            if self.begin_test_delimeter in line:
-                inside = True
-            elif self.end_test_delimeter in line:
-                inside = False
-            elif inside and len(line.strip()) >= 8:
-                lines.append(line.strip())
-        return lines

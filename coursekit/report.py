@@ -78,6 +78,12 @@ def format_summary(assignment: str, results: list[SubmissionResult], exercises: 
         lines += [f"  {r.student:{width}}  {r.problem}" for r in broken]
     else:
         lines.append("No submission timed out, crashed or was malformed.")
+    flagged = [r for r in results if r.reviews]
+    if flagged:
+        lines.append("")
+        lines.append(f"{len(flagged)} submission(s) need review (graded as usual; read the lines named):")
+        width = max(len(r.student) for r in flagged)
+        lines += [f"  {r.student:{width}}  {review}" for r in flagged for review in r.reviews]
     changed = [r for r in results if r.changes]
     if changed:
         lines.append("")

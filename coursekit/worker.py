@@ -44,6 +44,7 @@ class WorkerAnswer:
     scores: dict[str, float] = field(default_factory=dict)
     max_scores: dict[str, float] = field(default_factory=dict)
     problem: Problem | None = None
+    reviews: list[Problem] = field(default_factory=list)
     changes: list[CellChange] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
     log: str = ""

@@ -13,6 +13,9 @@ from traitlets.config.loader import PyFileConfigLoader
 from coursekit.grading import Grading
 from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
 from coursekit.restore_cells import RestoreMissingCells
+from coursekit.review import ReviewStudentCode
+from coursekit.scrub import ScrubHiddenTestText
+from coursekit.submission_files import CarryNbgraderFiles, CheckSubmittedFiles
 from coursekit.testing import COURSE_ROOT
 from coursekit.worker import GradeJob, WorkerAnswer, serve
 
@@ -24,12 +27,18 @@ SUBSTITUTIONS = {
 }
 INSERTED = {  # list -> [(preprocessor added, the one it comes before)]
     "sanitize_preprocessors": [
+        (CheckSubmittedFiles, nbgrader_preprocessors.ClearOutput),  # symbolic links refused, other files listed
         (KeepCourseSkipTags, nbgrader_preprocessors.CheckCellMetadata),  # a student's skip tag goes before running
+        (ReviewStudentCode, nbgrader_preprocessors.CheckCellMetadata),  # interpreter internals: "needs review"
     ],
-    "autograde_preprocessors": [],
+    "autograde_preprocessors": [
+        (ScrubHiddenTestText, nbgrader_preprocessors.IgnorePattern),  # no output quotes a hidden test
+    ],
     "preprocessors": [  # generate_feedback
+        (CarryNbgraderFiles, nbgrader_preprocessors.GetGrades),  # timestamp.txt for release_feedback
         (nbgrader_preprocessors.ClearHiddenTests, CSSHTMLHeaderPreprocessor),  # feedback shows no hidden test
         (HideHiddenTestTracebacks, nbgrader_preprocessors.ClearHiddenTests),  # ... nor its line in a traceback
+        (ScrubHiddenTestText, nbgrader_preprocessors.ClearHiddenTests),  # ... nor any other output
     ],
 }
 
