@@ -287,13 +287,20 @@ def test_a_worker_killed_mid_submission_the_task_reruns_and_grades_once(pg, dask
     assert (course / "autograded" / "slow" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
 
 
+def like_a_terminal():
+    """Ctrl+C in a terminal interrupts the foreground command. A command started in the background by a shell without
+    job control (`make test &`, a script, some CI runners) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: the driver is started here as from a terminal, whatever this test process inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_no_half_graded_submission(pg, dask, template, reference,
                                                                                     tmp_path):
     course, url = pg_course(pg, template, tmp_path, "interrupted")
     submit(course, {"slow": slow_partly_wrong})
     driver = subprocess.Popen([sys.executable, "-m", "coursekit", "grade", ASSIGNMENT, f"--course={course}",
                                "--no-progress", f"--dask={dask.address}"], env=ENV_WITH_VENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=like_a_terminal)
     try:
         wait_for(lambda: any(kernels_under(w) for w in dask.workers), 300, "a worker to start grading")
         time.sleep(3)
