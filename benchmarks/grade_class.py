@@ -38,10 +38,11 @@ from pathlib import Path
 
 import psutil
 from nbgrader.api import Gradebook
+from traitlets.config import Config
 
 from coursekit import assignments as course_assignments
 from coursekit import testing as subs
-from coursekit.grading import Grading, grade_assignment
+from coursekit.grading import grade_assignment
 from coursekit.nbgrader_cli import ENV_WITH_VENV
 from coursekit.testing import COURSE_ROOT, make_course_folder
 
@@ -173,7 +174,7 @@ def run_parallel(course: Path, assignment: str, jobs: int, warm: bool) -> dict:
     me = psutil.Process()
     started = time.perf_counter()
     with PeakMemory(me, baseline=me.memory_info().rss) as memory:
-        results = grade_assignment(course, assignment, settings=Grading(jobs=jobs, warm_kernels=warm))
+        results = grade_assignment(course, assignment, config=Config({"Grading": {"jobs": jobs}, "GuardedExecute": {"warm_kernels": warm}}))
     seconds = time.perf_counter() - started
     split = [(t.kernel_seconds, t.cells_seconds) for r in results for t in r.timings]
     return {"seconds": seconds, "peak": memory.peak, "pss": memory.peak_pss, "split": split,

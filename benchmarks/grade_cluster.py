@@ -33,13 +33,14 @@ from pathlib import Path
 
 import psutil
 from nbgrader.api import Gradebook
+from traitlets.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grade_class import build_class  # noqa: E402
 
 from coursekit.testing import COURSE_ROOT  # noqa: E402
 from coursekit.cluster import TaskStats  # noqa: E402
-from coursekit.grading import Grading, grade_assignment, submitted_students  # noqa: E402
+from coursekit.grading import grade_assignment, submitted_students  # noqa: E402
 from coursekit.nbgrader_cli import nbgrader  # noqa: E402
 from coursekit.throwaway import dask_cluster, postgres_server  # noqa: E402
 
@@ -149,11 +150,11 @@ def main(argv=None) -> int:
                     cpu, cluster_cpu = own_cpu(), tree_cpu(cluster_processes)
                     t0 = time.perf_counter()
                     if mode == "local":
-                        results = grade_assignment(course, assignment, settings=Grading(jobs=2, db_url=url))
+                        results = grade_assignment(course, assignment, config=Config({"Grading": {"jobs": 2}, "CourseDirectory": {"db_url": url}}))
                     else:
                         from coursekit.cluster import grade_on_dask
                         results = grade_on_dask(course, assignment, submitted_students(course, assignment),
-                                                cluster.address, settings=Grading(db_url=url), stats=stats)
+                                                cluster.address, config=Config({"CourseDirectory": {"db_url": url}}), stats=stats)
                     seconds = time.perf_counter() - t0
                     peak.stop()
                     cpu = own_cpu() - cpu + (tree_cpu(cluster_processes) - cluster_cpu if mode == "dask" else 0)

@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _CHECKOUT = Path(__file__).resolve().parent.parent  # the repository, when coursekit runs from a checkout
+from .config import course_config
 from .outcomes import Problem, ProblemKind, SubmissionResult
-from .worker import WorkerDied, WorkerTimedOut
+from .worker import WorkerDied, WorkerSetup, WorkerTimedOut
 
 # Packages whose versions decide a grade or whether the worker can run the task at all. requirements.txt's
 # packages (what students' kernels import) are added to these.
@@ -152,24 +153,30 @@ class TaskStats:
     driver_seconds: float = 0.0  # the driver's share: receiving the result, writing autograded/, the checks
 
 
-def grade_on_dask(course_root: Path, assignment: str, students: list[str], address, settings=None, progress=None,
+def grade_on_dask(course_root: Path, assignment: str, students: list[str], address, config=None, progress=None,
                   stats: list[TaskStats] | None = None, connect_timeout: float = 60):
     """Grade `students`' submissions of `assignment` on a Dask cluster: `address` is its scheduler's address, or
     "local:N" (start N local worker processes for this run), or a connected distributed.Client (Dask Gateway's
     `cluster.get_client()`, a dask-jobqueue or dask-kubernetes cluster's), which stays open.
 
-    settings: coursekit.grading.Grading (cell timeout, gradebook, sandbox, deadline), as for a local run.
+    config: settings on top of the course's configuration (coursekit.config), as for a local run (grade_assignment).
     Returns coursekit.outcomes.SubmissionResult's in the order of `students`, as grade_assignment does; writes
     autograded/ in course_root. Raises ClusterError (EnvironmentMismatch) before grading anything when the cluster
     cannot grade this class.
     """
     from distributed import as_completed
 
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
     from . import grading
 
-    settings = settings or grading.Grading()
     course_root = Path(course_root).resolve()
-    db_url, course_id = _gradebook_of(course_root, settings.db_url)
+    overrides = Config(config or {})
+    config = course_config(course_root, overrides)
+    settings = grading.Grading(config=config)
+    directory = CourseDirectory(config=config)
+    db_url, course_id = _usable_db_url(directory.db_url), directory.course_id
     local = isinstance(address, str) and address.startswith("local:")
     if db_url.startswith("sqlite") and not local:
         raise ClusterError(f"the gradebook is a SQLite file ({db_url}), which Dask workers on other machines cannot "
@@ -177,8 +184,10 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
                            "(see README, 'Grading on a cluster')")
     _check_gradebook(db_url, course_id, assignment)
     deadline = settings.deadline_for(len(list((course_root / "source" / assignment).glob("*.ipynb"))))
-    setup = settings.worker_setup()  # what a local worker process gets, with the gradebook made explicit
-    setup.config.CourseDirectory.db_url = db_url
+    # What a local worker process gets, with the gradebook made explicit; the course folder is the worker's own.
+    overrides.CourseDirectory.db_url = db_url
+    overrides.CourseDirectory.pop("root", None)
+    setup = WorkerSetup(overrides, settings.sqlite_busy_timeout)
     packages = checked_packages()
     expected = environment(packages)
     run_id = uuid.uuid4().hex[:12]
@@ -189,7 +198,7 @@ def grade_on_dask(course_root: Path, assignment: str, students: list[str], addre
             client.wait_for_workers(1, timeout=connect_timeout)
         except TimeoutError:
             raise ClusterError(f"no Dask worker joined the scheduler within {connect_timeout:.0f} s") from None
-        check_workers(client, expected, packages, check_sandbox=not settings.unsafe_no_sandbox)
+        check_workers(client, expected, packages, check_sandbox=not grading.guard_settings(config).unsafe_no_sandbox)
 
         course = _course_files(course_root, assignment)
         course_key = "coursekit-course-" + hashlib.sha256(
@@ -289,20 +298,15 @@ def _connect(address, timeout: float):
         yield client
 
 
-def _gradebook_of(course_root: Path, db_url: str | None) -> tuple[str, str]:
-    """The gradebook URL and the course id, from the arguments or the course's nbgrader_config.py."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
-    directory = config.get("CourseDirectory", {})
-    db_url = db_url or directory.get("db_url") or f"sqlite:///{course_root / 'gradebook.db'}"
+def _usable_db_url(db_url: str) -> str:
+    """The gradebook URL, unless SQLAlchemy could not open it here."""
     if db_url.startswith("postgresql://"):
         try:
             import psycopg2  # noqa: F401 (SQLAlchemy's default driver for postgresql://)
         except ImportError:
             raise ClusterError(f"{db_url.split('@')[-1]}: SQLAlchemy reads postgresql:// as psycopg2, which is not "
                                "installed; the course pins psycopg 3: write postgresql+psycopg://...") from None
-    return db_url, directory.get("course_id", "default_course")
+    return db_url
 
 
 def _check_gradebook(db_url: str, course_id: str, assignment: str) -> None:
@@ -373,14 +377,16 @@ def grade_submission(course: dict[str, bytes], course_key: str, assignment: str,
     if wrong:
         raise EnvironmentMismatch(f"worker {get_worker().address} has another environment than the driver; it graded "
                                   f"nothing: {'; '.join(wrong)}")
-    if not setup.config.GuardedExecute.get("unsafe_no_sandbox", False) and (reason := _sandbox_unavailable()):
-        raise EnvironmentMismatch(f"worker {get_worker().address} cannot sandbox the students' kernels; it graded "
-                                  f"nothing: {reason}")
     db_url = setup.config.CourseDirectory.db_url
     with _lock:
         if run_id in _stopped_runs:
             raise ClusterError("this grading run was stopped")
         folder, app = _app_for(course, course_key, setup)
+        from .grading import guard_settings
+
+        if not guard_settings(app.config).unsafe_no_sandbox and (reason := _sandbox_unavailable()):
+            raise EnvironmentMismatch(f"worker {get_worker().address} cannot sandbox the students' kernels; it "
+                                      f"graded nothing: {reason}")
         submitted = folder / "submitted" / student / assignment
         autograded = folder / "autograded" / student / assignment
         for stale in (submitted.parent, autograded.parent):
@@ -437,14 +443,7 @@ def _app_for(course: dict[str, bytes], course_key: str, setup):
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
-        previous = os.getcwd()
-        os.chdir(folder)  # nbgrader reads nbgrader_config.py from, and roots the course at, the working folder
-        try:
-            app = autograde_app(setup)
-            app.coursedir.root = str(folder)
-        finally:
-            os.chdir(previous)
-        _apps[key] = (folder, app)
+        _apps[key] = (folder, autograde_app(folder, setup))  # the course's configuration, as the driver's
     return _apps[key]
 
 

@@ -4,8 +4,8 @@
 the course's nbgrader_config.py once, then autogrades one student at a time with nbgrader's own Autograde
 converter: the same code and configuration as `nbgrader autograde ASSIGNMENT --student STUDENT`, writing into the
 course's gradebook. A SQLite gradebook is opened with a long busy timeout, so parallel writers wait for each other
-instead of failing with "database is locked"; `Grading.db_url` points the graders at another gradebook
-(PostgreSQL on a JupyterHub).
+instead of failing with "database is locked"; `CourseDirectory.db_url` (`--db`) points the graders at another
+gradebook (PostgreSQL on a JupyterHub).
 
 Why a pool at all: `nbgrader autograde` grades students one after another (nbgrader issue 174, still so in 0.9.6);
 this module is removable if nbgrader grades in parallel itself.
@@ -20,10 +20,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Float, Integer
 from traitlets.config import Config, Configurable
 
 from . import diagnosis, sandbox, warm
+from .config import course_config
 from .outcomes import Problem, ProblemKind, SubmissionResult
 from .worker import GradeJob, WorkerDied, WorkerProcess, WorkerSetup, WorkerTimedOut
 
@@ -37,7 +38,10 @@ def available_cores() -> int:
 
 
 class Grading(Configurable):
-    """How `coursekit grade` runs: settable as traits (`Grading(jobs=2)`) or as config (`c.Grading.jobs = 2`)."""
+    """How `coursekit grade` runs its workers: `c.Grading.jobs = 2` in nbgrader_config.py, or `--jobs 2`.
+
+    Only what no nbgrader or coursekit class already has: a cell's timeout is `Execute.timeout`, the gradebook
+    `CourseDirectory.db_url`, the sandbox and warm kernels `GuardedExecute.unsafe_no_sandbox` and `warm_kernels`."""
 
     jobs = Integer(0, help="Students graded at once, one worker process each (0: one per available core).").tag(config=True)
     notebook_deadline = Float(
@@ -46,19 +50,6 @@ class Grading(Configurable):
     sqlite_busy_timeout = Float(
         120, help="Seconds a grader waits for another writer's lock on a SQLite gradebook (pysqlite's default is 5: "
                   "parallel graders would fail with 'database is locked').").tag(config=True)
-    cell_timeout = Integer(None, allow_none=True,
-                           help="Seconds a cell may run (None: nbgrader_config.py's c.Execute.timeout).").tag(config=True)
-    db_url = Unicode(None, allow_none=True,
-                     help="The gradebook (None: nbgrader_config.py's CourseDirectory.db_url).").tag(config=True)
-    unsafe_no_sandbox = Bool(
-        False, help="Run the students' kernels WITHOUT the bubblewrap sandbox (coursekit.sandbox): their code then "
-                    "runs with the grader's rights. Without this, grading refuses where no sandbox can run.",
-    ).tag(config=True)
-
-    warm_kernels = Bool(
-        True, help="Start each kernel as a fork of a process that has already imported the course's modules "
-                   "(coursekit.warm; nbgrader_config.py's GuardedExecute.warm_kernels). False: every kernel starts cold.",
-    ).tag(config=True)
 
     def workers_for(self, students: int) -> int:
         return max(1, min(self.jobs or available_cores(), students))
@@ -66,18 +57,22 @@ class Grading(Configurable):
     def deadline_for(self, notebooks: int) -> float:
         return self.notebook_deadline * max(1, notebooks) + 60
 
-    def worker_setup(self) -> WorkerSetup:
-        """What the workers apply on top of the course's nbgrader_config.py (as the command line would)."""
-        config = Config()
-        if self.cell_timeout is not None:
-            config.Execute.timeout = self.cell_timeout
-        if self.db_url:
-            config.CourseDirectory.db_url = self.db_url
-        if self.unsafe_no_sandbox:
-            config.GuardedExecute.unsafe_no_sandbox = True
-        if not self.warm_kernels:
-            config.GuardedExecute.warm_kernels = False
-        return WorkerSetup(config, self.sqlite_busy_timeout)
+
+def guard_settings(config: Config):
+    """GuardedExecute as the course's configuration sets it (its sandbox and warm-kernel settings)."""
+    from .preprocessors import GuardedExecute
+
+    return GuardedExecute(config=config)
+
+
+def check_can_grade(course_root: Path, config: Config) -> None:
+    """SandboxUnavailable, before grading anyone, where no sandbox can run (unless GuardedExecute.unsafe_no_sandbox);
+    WarmKernelError when a module the course preloads into warm kernels is not installed."""
+    guard = guard_settings(config)
+    if not guard.unsafe_no_sandbox and (reason := sandbox.unavailable_reason()):
+        raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
+    if guard.warm_kernels and not guard.unsafe_no_sandbox:
+        warm.check_preload_modules(guard.preload_modules)
 
 
 def submitted_students(course_root: Path, assignment: str) -> list[str]:
@@ -87,31 +82,32 @@ def submitted_students(course_root: Path, assignment: str) -> list[str]:
 
 
 def grade_assignment(course_root: Path, assignment: str, students: list[str] | None = None,
-                     settings: Grading | None = None, progress=None, dask=None) -> list[SubmissionResult]:
+                     config: Config | None = None, progress=None, dask=None) -> list[SubmissionResult]:
     """Autograde the submissions of `assignment` (all students in submitted/, or `students`).
 
+    config: settings on top of the course's configuration (coursekit.config: nbgrader_config.py and the Jupyter
+            config paths), as a command line gives them: `Config({"Grading": {"jobs": 2}, "Execute": {"timeout": 20}})`.
     progress: called as progress(done, total, result) after each student.
     dask: a Dask scheduler's address, "local:N" or a distributed.Client: grade on that cluster instead of local
-          worker processes (coursekit.cluster; settings.jobs unused).
+          worker processes (coursekit.cluster; Grading.jobs unused).
     Returns one result per student, in the order of `students`; never raises because of a submission. Raises
-    SandboxUnavailable, before grading anyone, where no sandbox can run (unless settings.unsafe_no_sandbox), and
-    WarmKernelError when a module nbgrader_config.py preloads is not installed.
+    SandboxUnavailable, before grading anyone, where no sandbox can run (unless GuardedExecute.unsafe_no_sandbox),
+    and WarmKernelError when a module nbgrader_config.py preloads is not installed.
     """
-    settings = settings or Grading()
-    if not settings.unsafe_no_sandbox and (reason := sandbox.unavailable_reason()):
-        raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
     course_root = Path(course_root).resolve()
-    if settings.warm_kernels and not settings.unsafe_no_sandbox:
-        warm.check_preload_modules(course_root)
+    overrides = Config(config or {})
+    config = course_config(course_root, overrides)
+    check_can_grade(course_root, config)
+    settings = Grading(config=config)
     students = list(students) if students is not None else submitted_students(course_root, assignment)
     if not students:
         return []
     if dask:  # one Dask task per submission, on workers that may share no filesystem with this machine
         from .cluster import grade_on_dask
-        return grade_on_dask(course_root, assignment, students, dask, settings=settings, progress=progress)
+        return grade_on_dask(course_root, assignment, students, dask, config=overrides, progress=progress)
     notebooks = len(list((course_root / "source" / assignment).glob("*.ipynb")))
     deadline = settings.deadline_for(notebooks)
-    setup = settings.worker_setup()
+    setup = WorkerSetup(overrides, settings.sqlite_busy_timeout)  # each worker loads the course's config itself
     workers: list[WorkerProcess] = []
     lock = threading.Lock()
     own = threading.local()  # each pool thread feeds its own worker process

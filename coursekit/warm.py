@@ -382,15 +382,12 @@ class Zygote:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def check_preload_modules(course_root) -> None:
-    """WarmKernelError, naming them, when modules the course's nbgrader_config.py preloads are not installed here."""
+def check_preload_modules(modules: list[str]) -> None:
+    """WarmKernelError, naming them, when modules the course preloads (GuardedExecute.preload_modules) are not
+    installed here."""
     import importlib.util
-    from traitlets.config.loader import PyFileConfigLoader
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
-    if not config.GuardedExecute.get("warm_kernels", True):
-        return
     missing = []
-    for module in config.GuardedExecute.get("preload_modules", []):
+    for module in modules:
         try:
             found = importlib.util.find_spec(module) is not None
         except ImportError:  # a parent package is missing

@@ -3,7 +3,9 @@ import pytest
 
 from coursekit import assignments
 from coursekit import testing as subs
-from coursekit.grading import Grading, grade_assignment
+from traitlets.config import Config
+
+from coursekit.grading import grade_assignment
 from coursekit.testing import COURSE_ROOT, make_course_folder
 
 ASSIGNMENTS = assignments(COURSE_ROOT)
@@ -49,7 +51,7 @@ class GradedClass:
         self.submitted = class_of_submissions(assignment)
         subs.write_class(self.course, assignment, self.submitted)
         self.results = {r.student: r for r in
-                        grade_assignment(self.course, assignment, settings=Grading(jobs=2, cell_timeout=CELL_TIMEOUT))}
+                        grade_assignment(self.course, assignment, config=Config({"Grading": {"jobs": 2}, "Execute": {"timeout": CELL_TIMEOUT}}))}
         self.exercises = subs.autograded_exercises(subs.blank_submission(assignment))
 
     def __getitem__(self, student):

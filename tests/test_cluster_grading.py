@@ -29,11 +29,12 @@ import time
 import psutil
 import pytest
 from nbgrader.api import Gradebook
+from traitlets.config import Config
 
 from coursekit import cluster
 from coursekit import testing as subs
 from coursekit.cells import is_answer
-from coursekit.grading import Grading
+from coursekit.worker import WorkerSetup
 from coursekit.nbgrader_cli import ENV_WITH_VENV, nbgrader
 from coursekit.testing import COURSE_ROOT, make_course_folder
 from coursekit.throwaway import ServiceUnavailable, dask_cluster, postgres_server
@@ -339,7 +340,7 @@ def test_a_worker_with_other_package_versions_is_refused_before_anything_is_grad
         from distributed import Client
         packages = cluster.checked_packages()
         with Client(odd.address, timeout=30) as client:
-            setup = Grading(db_url=url).worker_setup()
+            setup = WorkerSetup(Config({"CourseDirectory": {"db_url": url}}), 120)
             task = client.submit(cluster.grade_submission, {}, "course", ASSIGNMENT, "linus", {}, setup, COURSE_ID,
                                  60, cluster.environment(packages), packages, "run", pure=False)
             with pytest.raises(cluster.EnvironmentMismatch, match=r"pyjwt 2\.10\.1"):

@@ -23,9 +23,10 @@ import uuid
 
 import psutil
 import pytest
+from traitlets.config import Config
 
 from coursekit import testing as subs
-from coursekit.grading import Grading, grade_assignment
+from coursekit.grading import grade_assignment
 from coursekit.nbgrader_cli import nbgrader
 from coursekit.outcomes import ProblemKind
 from coursekit.testing import make_course_folder
@@ -215,7 +216,7 @@ def hostile_class(tmp_path_factory):
     before = digest(shared), gradebook_schema(course)
     try:
         results = {r.student: r for r in grade_assignment(
-            course, ASSIGNMENT, settings=Grading(jobs=2, cell_timeout=CELL_TIMEOUT))}
+            course, ASSIGNMENT, config=Config({"Grading": {"jobs": 2}, "Execute": {"timeout": CELL_TIMEOUT}}))}
     finally:
         listener.close()
     after = digest(shared), gradebook_schema(course)
