@@ -243,8 +243,11 @@ def _result(future, course_root: Path, assignment: str, student: str, deadline: 
         raise
     except KilledWorker as error:
         answered.died = f"every Dask worker that ran it died ({str(error).splitlines()[0][:300]})"
-    except Exception as error:  # a bug of ours on the worker must not lose the rest of the class
-        return SubmissionResult(student, problem=Problem(ProblemKind.GRADING_FAILED, f"{type(error).__name__}: {error}"))
+    except Exception as error:  # a bug of ours on the worker must not lose the rest of the class, nor its traceback
+        import traceback  # Dask re-raises the worker's exception with the worker's traceback
+
+        return SubmissionResult(student, problem=Problem(ProblemKind.GRADING_FAILED, f"{type(error).__name__}: {error}"),
+                                log="".join(traceback.format_exception(error)))
     else:
         answered.answer, answered.timed_out = outcome["answer"], outcome["timed_out"]
         _write_autograded(course_root, assignment, student, outcome["autograded"])
@@ -262,6 +265,7 @@ class _Answered:
     answer = None
     died = None
     timed_out = False
+    last_output = ""  # a Dask worker's output stays in its own log
 
     def grade(self, job, deadline):
         if self.timed_out:

@@ -24,6 +24,7 @@ aliases = {
     "student": "GradeApp.students",
     "plot": "GradeApp.plot",
     "dask": "GradeApp.dask",
+    "log-file": "GradeApp.log_file",
 }
 flags = {
     "unsafe-no-sandbox": (
@@ -35,6 +36,8 @@ flags = {
         "Start every kernel as a new Python process instead of a fork of one that has already imported the course's "
         "modules (slower; for comparison)."),
     "no-progress": ({"GradeApp": {"progress": False}}, "No progress bar."),
+    "verbose": ({"GradeApp": {"verbose": True}},
+                "After the summary, print the log, traceback and output of each submission that needs attention."),
 }
 
 
@@ -61,6 +64,9 @@ class GradeApp(Application):
                             "N local workers; a remote cluster needs a PostgreSQL gradebook (--db postgresql+psycopg://...)."
                    ).tag(config=True)
     progress = Bool(True, help="Show a progress bar.").tag(config=True)
+    verbose = Bool(False, help="After the summary, print the log, traceback and output (the grading process's and "
+                               "its kernels' stderr) of each submission that needs attention.").tag(config=True)
+    log_file = Unicode("", help="Write every submission's log, traceback and output to this file.").tag(config=True)
 
     exit_code = 0
 
@@ -93,7 +99,7 @@ class GradeApp(Application):
 
 def grade(app: GradeApp) -> int:
     from .grading import grade_assignment
-    from .report import Progress, exercises_of, format_summary, plot_scores
+    from .report import Progress, exercises_of, format_details, format_summary, plot_scores
     from .sandbox import SandboxUnavailable
     from .warm import WarmKernelError
 
@@ -123,6 +129,14 @@ def grade(app: GradeApp) -> int:
                        assignment)
     print(format_summary(assignment, results, exercises_of(course, assignment), seconds=seconds,
                          jobs=None if app.dask else settings.workers_for(len(results)), plot=plot))
+    if app.log_file:
+        Path(app.log_file).write_text(format_details(results) + "\n")
+        print(f"Each submission's log and output: {app.log_file}")
+    attention = [r for r in results if r.problem]
+    if app.verbose and attention:
+        print("\n" + format_details(attention))
+    elif attention and not app.log_file:
+        print("(--verbose or --log-file FILE: their logs, tracebacks and output)")
     return 0 if all(r.problem is None for r in results) else 1
 
 

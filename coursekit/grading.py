@@ -17,6 +17,7 @@ past its deadline is killed (with its kernels) and replaced. submitted/ is only 
 import os
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -120,9 +121,10 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
                 workers.append(worker)
         try:
             return _grade_with(worker, course_root, assignment, student, deadline)
-        except Exception as error:  # a bug of ours must not lose the rest of the class
+        except Exception as error:  # a bug of ours must not lose the rest of the class, nor its traceback
             worker.kill()
-            return SubmissionResult(student, problem=Problem(ProblemKind.GRADING_FAILED, f"{type(error).__name__}: {error}"))
+            return SubmissionResult(student, problem=Problem(ProblemKind.GRADING_FAILED, f"{type(error).__name__}: {error}"),
+                                    log=traceback.format_exc(), output=worker.last_output)
 
     results: dict[str, SubmissionResult] = {}
     executor = ThreadPoolExecutor(settings.workers_for(len(students)), thread_name_prefix="coursekit-grade")
@@ -162,5 +164,6 @@ def _grade_with(worker: WorkerProcess, course_root: Path, assignment: str, stude
         if problem is None or problem.kind not in (ProblemKind.MISSING, ProblemKind.NOT_A_NOTEBOOK):
             result.changes = answer.changes
     result.problem = problem
+    result.output = worker.last_output
     result.seconds = time.perf_counter() - started
     return result

@@ -128,6 +128,7 @@ class StandInWorker:
     deadlines: list[float] = []
     running = 0
     most = 0
+    last_output = ""
     lock = threading.Lock()
 
     def __init__(self, course_root, setup):
