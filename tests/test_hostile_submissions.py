@@ -29,8 +29,7 @@ from coursekit import testing as subs
 from coursekit.grading import grade_assignment
 from coursekit.nbgrader_cli import nbgrader
 from coursekit.outcomes import ProblemKind
-from coursekit.testing import make_course_folder
-from test_feedback import hidden_test_lines, html_text
+from coursekit.testing import hidden_test_lines, html_text, make_course_folder
 
 ASSIGNMENT = "01-async-database"
 CELL_TIMEOUT = 20
@@ -225,6 +224,7 @@ def hostile_class(tmp_path_factory):
             "submitted_before": honest_before, "submitted_after": submitted_after}
 
 
+@pytest.mark.slow  # grades the hostile class (once per module)
 @pytest.mark.parametrize("student", ["honest-1", "honest-2"])
 def test_honest_students_in_a_hostile_class_keep_full_marks(hostile_class, student):
     result = hostile_class["results"][student]
@@ -232,6 +232,7 @@ def test_honest_students_in_a_hostile_class_keep_full_marks(hostile_class, stude
     assert result.max_score > 0 and result.scores == result.max_scores
 
 
+@pytest.mark.slow  # grades the hostile class (once per module)
 @pytest.mark.parametrize("student", SCORE_ATTACKS)
 def test_rewiring_the_interpreter_earns_nothing_and_is_reported(hostile_class, student):
     result = hostile_class["results"][student]
@@ -239,22 +240,26 @@ def test_rewiring_the_interpreter_earns_nothing_and_is_reported(hostile_class, s
     assert result.problem and result.problem.kind is ProblemKind.TAMPERED, result.problem
 
 
+@pytest.mark.slow  # grades the hostile class (once per module)
 def test_the_harmful_student_earns_nothing(hostile_class):
     result = hostile_class["results"]["harms-the-class"]
     assert result.scores and set(result.scores.values()) == {0.0}, result.scores
 
 
+@pytest.mark.slow  # grades the hostile class (once per module)
 def test_the_gradebook_the_course_and_the_released_files_are_unchanged(hostile_class):
     assert hostile_class["after"] == hostile_class["before"]
     assert not (hostile_class["course"] / "pwned.txt").exists()
 
 
+@pytest.mark.slow  # grades the hostile class (once per module)
 def test_no_student_changed_anyone_s_submitted_files(hostile_class):
     assert hostile_class["submitted_after"] == hostile_class["submitted_before"]
     for student in ("honest-1", "honest-2"):
         assert (hostile_class["course"] / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
 
 
+@pytest.mark.slow  # grades the hostile class (once per module)
 def test_files_outside_the_students_folder_cannot_be_read(hostile_class):
     graded = hostile_class["course"] / "autograded" / "harms-the-class" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     outputs = [output for cell in json.loads(graded.read_text())["cells"] for output in cell.get("outputs", [])]
@@ -274,10 +279,12 @@ def test_files_outside_the_students_folder_cannot_be_read(hostile_class):
     assert "BEGIN HIDDEN TESTS" not in shown and "CourseDirectory" not in shown and SECRET not in shown
 
 
+@pytest.mark.slow  # grades the hostile class (once per module)
 def test_the_host_network_cannot_be_reached(hostile_class):
     assert hostile_class["listener"].connections == 0
 
 
+@pytest.mark.slow  # grades the hostile class (once per module)
 def test_no_process_outlives_grading(hostile_class):
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if LEFTOVER in (p.info["cmdline"] or [])]
     assert not leftovers, [p.info["cmdline"] for p in leftovers]

@@ -12,7 +12,7 @@ import pytest
 from coursekit import diagnosis, grading, sandbox
 from coursekit.__main__ import main
 from coursekit.outcomes import ProblemKind
-from coursekit.worker import GradeJob, WorkerProcess
+from coursekit.worker import WorkerProcess
 
 STAND_IN = """
 import os, sys, time
