@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -48,8 +49,23 @@ def with_busy_timeout(db_url: str, seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
     serve(Connection(int(argv[0])), lambda setup: autograde_app(os.getcwd(), setup), grade)
     return 0
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker whose parent died (a Dask worker killed mid-submission, `coursekit grade` killed) ends at once, with
+    its kernels: another worker may be grading the same submission again. (A parent that ends normally closes the
+    connection first: the worker then exits after its job.)"""
+    import psutil
+
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    os._exit(1)
 
 
 def autograde_app(course_root, setup: WorkerSetup):

@@ -11,7 +11,7 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
 import coursekit.config
-from coursekit import grading
+from coursekit import grading, jobs
 from coursekit import sandbox
 from coursekit.__main__ import main
 from coursekit.grade_worker import autograde_app
@@ -79,7 +79,7 @@ def test_grading_settings_are_traits_with_config_and_resolved_defaults(monkeypat
     assert settings.deadline_for(notebooks=2) == 2 * settings.notebook_deadline + 60
     assert Grading().sqlite_busy_timeout == 120
     # jobs=0: one worker per core this process may use, never more than there are students, never none
-    monkeypatch.setattr(grading, "available_cores", lambda: 6)
+    monkeypatch.setattr(jobs, "available_cores", lambda: 6)
     assert [Grading().workers_for(students=n) for n in (100, 4, 0)] == [6, 4, 1]
 
 

@@ -66,8 +66,8 @@ def test_a_submission_past_its_deadline_is_stopped_and_its_worker_killed(course)
     folder = course("ada", "hangs-1")
     worker = WorkerProcess(folder, None, command=grading.WorkerProcess.keywords["command"])
     pid = worker.process.pid
-    assert grading._grade_with(worker, folder, "a", "ada", deadline=60).problem is None  # the worker is up
-    result = grading._grade_with(worker, folder, "a", "hangs-1", deadline=0.5)
+    assert grading.grade_job(worker, folder, "a", "ada", deadline=60).problem is None  # the worker is up
+    result = grading.grade_job(worker, folder, "a", "hangs-1", deadline=0.5)
     assert result.problem.kind is ProblemKind.TIMED_OUT and "was stopped" in result.problem.detail
     assert "stand-in grading hangs-1" in result.output
     assert worker.dead and worker.process.returncode == -9 and not psutil.pid_exists(pid)  # killed, and reaped
@@ -104,3 +104,19 @@ def test_verbose_and_the_log_file_show_the_traceback_and_the_output(course, monk
     for text in (shown, log.read_text()):
         assert "===== ada: grading failed: KeyError" in text and "Traceback (most recent call last)" in text
         assert "===== crashes-2: crashed" in text and "Fatal Python error: the stand-in crashed" in text
+
+
+def test_both_executors_run_the_same_job_and_import_no_cycle():
+    """The local pool and the Dask task grade through coursekit.jobs.grade_job; the Dask side never imports the
+    local pool (coursekit.grading imports coursekit.cluster only when --dask is given)."""
+    import ast
+    from pathlib import Path
+
+    from coursekit import cluster_task, jobs
+
+    assert grading.grade_job is jobs.grade_job and cluster_task.grade_job is jobs.grade_job
+    folder = Path(jobs.__file__).parent
+    for name in ("jobs", "cluster", "cluster_task", "cluster_env", "worker", "grade_worker"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert "grading" not in imported, f"coursekit.{name} imports coursekit.grading"
