@@ -38,10 +38,11 @@ from pathlib import Path
 
 import psutil
 from nbgrader.api import Gradebook
+from traitlets.config import Config
 
 from coursekit import assignments as course_assignments
 from coursekit import testing as subs
-from coursekit.grading import Grading, grade_assignment
+from coursekit.grading import grade_assignment
 from coursekit.nbgrader_cli import ENV_WITH_VENV
 from coursekit.testing import COURSE_ROOT, make_course_folder
 
@@ -68,15 +69,25 @@ def proportional_memory(pid: int) -> int:
 class PeakMemory:
     """Samples the memory of a process tree in a thread: `peak`, the most the resident sizes summed to, and
     `peak_pss`, the most their proportional sizes (PSS) summed to, in bytes. Also keeps the last CPU time seen of
-    each descendant: `cpu_seconds` (processes that lived at least one sampling interval)."""
+    each descendant: `cpu_seconds` (processes that lived at least one sampling interval), counting only what
+    descendants already running at the start spent after it. `exclude`: processes whose trees are not counted."""
 
-    def __init__(self, root: psutil.Process, baseline: int = 0, include_root: bool = True):
+    def __init__(self, root: psutil.Process, baseline: int = 0, include_root: bool = True,
+                 exclude: list[psutil.Process] = ()):
         self.root, self.baseline, self.include_root = root, baseline, include_root
+        self.exclude = {p.pid for p in exclude}
         self.baseline_pss = proportional_memory(root.pid) if baseline else 0
         self.peak = self.peak_pss = 0
         self.root_cpu_start = self.root_cpu = sum(root.cpu_times()[:2])
         self.sampler_cpu = 0.0  # this sampling thread's own CPU time (it runs in the root process when that is us)
         self.cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds last seen
+        self.cpu_before: dict[tuple[int, float], float] = {}  # the same, for those already running at the start
+        for process in self._descendants():
+            try:
+                times = process.cpu_times()
+                self.cpu_before[(process.pid, process.create_time())] = times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -88,11 +99,21 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
 
+    def _descendants(self) -> list[psutil.Process]:
+        found = []
+        for child in self.root.children():
+            if child.pid not in self.exclude:
+                try:
+                    found += [child, *child.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    pass
+        return found
+
     def _run(self):
         while not self._stop.is_set():
             total = total_pss = 0
             try:
-                processes = self.root.children(recursive=True)
+                processes = self._descendants()
                 self.root_cpu = sum(self.root.cpu_times()[:2])
                 if self.include_root:
                     total += max(0, self.root.memory_info().rss - self.baseline)
@@ -120,7 +141,8 @@ class PeakMemory:
     def cpu_seconds(self) -> float:
         """CPU time of the descendants seen, and of the root since sampling began (without this thread's own)."""
         own = self.sampler_cpu if self.root.pid == os.getpid() else 0.0
-        return sum(self.cpu.values()) + (self.root_cpu - self.root_cpu_start - own if self.include_root else 0.0)
+        descendants = sum(seconds - self.cpu_before.get(key, 0.0) for key, seconds in self.cpu.items())
+        return descendants + (self.root_cpu - self.root_cpu_start - own if self.include_root else 0.0)
 
 
 def build_class(course: Path, assignments: list[str], students: int, seed: int) -> dict[str, int]:
@@ -173,7 +195,7 @@ def run_parallel(course: Path, assignment: str, jobs: int, warm: bool) -> dict:
     me = psutil.Process()
     started = time.perf_counter()
     with PeakMemory(me, baseline=me.memory_info().rss) as memory:
-        results = grade_assignment(course, assignment, settings=Grading(jobs=jobs, warm_kernels=warm))
+        results = grade_assignment(course, assignment, config=Config({"Grading": {"jobs": jobs}, "GuardedExecute": {"warm_kernels": warm}}))
     seconds = time.perf_counter() - started
     split = [(t.kernel_seconds, t.cells_seconds) for r in results for t in r.timings]
     return {"seconds": seconds, "peak": memory.peak, "pss": memory.peak_pss, "split": split,

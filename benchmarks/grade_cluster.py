@@ -17,13 +17,14 @@ the workers needed for 5,000 submissions in 10 minutes from the measured CPU per
 running when the clock starts (as an instructor's is); its start-up time is printed separately.
 
 The figures depend on the machine and on what else runs on it: with other work on the same cores they are noisy.
-CPU is counted with getrusage and psutil's children times, which include a kernel's CPU only when its parent
-reaps it: with the bubblewrap sandbox (coursekit.sandbox) the kernels run in their own PID namespace and these
-figures come out far too low on both sides; sample the process tree instead (as benchmarks/sandbox_cost.py does).
+CPU is counted by sampling the process tree every 0.2 s (grade_class.py's PeakMemory: every process that lived at
+least one interval, the sandboxed kernels included, which getrusage misses: they are reaped inside their own PID
+namespace). A local run counts this process and its graders, not the idle Dask cluster; a Dask run counts this
+process and the whole cluster. The workers' own "task" figure (coursekit.cluster.TaskStats) is getrusage's, shown
+for comparison only.
 """
 import argparse
 import math
-import resource
 import shutil
 import statistics
 import sys
@@ -33,39 +34,19 @@ from pathlib import Path
 
 import psutil
 from nbgrader.api import Gradebook
+from traitlets.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grade_class import build_class  # noqa: E402
+from grade_class import PeakMemory, build_class  # noqa: E402
 
 from coursekit.testing import COURSE_ROOT  # noqa: E402
 from coursekit.cluster import TaskStats  # noqa: E402
-from coursekit.grading import Grading, grade_assignment, submitted_students  # noqa: E402
+from coursekit.grading import grade_assignment, submitted_students  # noqa: E402
 from coursekit.nbgrader_cli import nbgrader  # noqa: E402
 from coursekit.throwaway import dask_cluster, postgres_server  # noqa: E402
 
 COURSE_ID = "fastapi-async-db"
 TARGET_SUBMISSIONS, TARGET_SECONDS = 5000, 600
-
-
-def tree_cpu(processes: list[psutil.Process]) -> float:
-    """CPU seconds of these processes, their living descendants and the children they reaped."""
-    total = 0.0
-    seen = set()
-    for root in processes:
-        try:
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for p in tree:
-            if p.pid in seen:
-                continue
-            seen.add(p.pid)
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-            except psutil.NoSuchProcess:
-                pass
-    return total
 
 
 class PeakConnections:
@@ -88,11 +69,6 @@ class PeakConnections:
     def stop(self):
         self._stop.set()
         self._thread.join()
-
-
-def own_cpu() -> float:
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def with_gradebook(course: Path, db_url: str):
@@ -146,17 +122,19 @@ def main(argv=None) -> int:
                     with_gradebook(course, url)
                     stats: list[TaskStats] = []
                     peak = PeakConnections(pg, name)
-                    cpu, cluster_cpu = own_cpu(), tree_cpu(cluster_processes)
+                    sampler = PeakMemory(psutil.Process(), exclude=cluster_processes if mode == "local" else ())
+                    sampler.__enter__()
                     t0 = time.perf_counter()
                     if mode == "local":
-                        results = grade_assignment(course, assignment, settings=Grading(jobs=2, db_url=url))
+                        results = grade_assignment(course, assignment, config=Config({"Grading": {"jobs": 2}, "CourseDirectory": {"db_url": url}}))
                     else:
                         from coursekit.cluster import grade_on_dask
                         results = grade_on_dask(course, assignment, submitted_students(course, assignment),
-                                                cluster.address, settings=Grading(db_url=url), stats=stats)
+                                                cluster.address, config=Config({"CourseDirectory": {"db_url": url}}), stats=stats)
                     seconds = time.perf_counter() - t0
+                    sampler.__exit__(None, None, None)
                     peak.stop()
-                    cpu = own_cpu() - cpu + (tree_cpu(cluster_processes) - cluster_cpu if mode == "dask" else 0)
+                    cpu = sampler.cpu_seconds
                     problems = [f"{r.student}: {r.problem}" for r in results if r.problem]
                     scores[name] = cell_scores(url, assignment)
                     connections = pg.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
@@ -167,7 +145,7 @@ def main(argv=None) -> int:
                     line = (f"{name:7s} {seconds:6.1f} s  {len(results) / seconds * 60:5.1f} submissions/min  "
                             f"CPU {cpu / len(results):5.2f} s/submission")
                     if stats:
-                        line += (f"  (on the workers {statistics.fmean(s.cpu_seconds for s in stats):.2f} s, "
+                        line += (f"  (task on the workers, getrusage {statistics.fmean(s.cpu_seconds for s in stats):.2f} s, "
                                  f"driver {statistics.fmean(s.driver_seconds for s in stats) * 1000:.0f} ms)")
                     line += f"  gradebook connections at most {peak.peak}"
                     print(line + (f"  PROBLEMS: {problems}" if problems else ""), flush=True)
@@ -182,14 +160,14 @@ def main(argv=None) -> int:
           f"overhead {100 * (dask_s / local_s - 1):+.1f} %")
     print(f"Same score for every test cell in every run: {same}; gradebook connections left open after a Dask run: "
           f"{max(r['connections'] for r in runs['dask'])}")
-    task_cpu = statistics.fmean(s.cpu_seconds for r in runs["dask"] for s in r["stats"])
+    local_cpu = statistics.fmean(r["cpu"] / r["n"] for r in runs["local"])
     all_cpu = statistics.fmean(r["cpu"] / r["n"] for r in runs["dask"])
     driver = statistics.fmean(s.driver_seconds for r in runs["dask"] for s in r["stats"])
     print()
     print(f"Paper estimate for {TARGET_SUBMISSIONS} submissions in {TARGET_SECONDS // 60} min "
           f"(one single-threaded worker per core):")
-    for label, per in (("CPU per submission on a worker (task only)", task_cpu),
-                       ("CPU per submission, everything (scheduler, nannies, driver too)", all_cpu)):
+    for label, per in (("CPU per submission, local graders and their kernels", local_cpu),
+                       ("CPU per submission on Dask, everything (scheduler, nannies, workers, kernels, driver)", all_cpu)):
         workers = math.ceil(TARGET_SUBMISSIONS * per / TARGET_SECONDS)
         print(f"  {label}: {per:.2f} s -> {TARGET_SUBMISSIONS} x {per:.2f} / {TARGET_SECONDS} = "
               f"{TARGET_SUBMISSIONS * per / TARGET_SECONDS:.1f} -> {workers} workers at 100 % use; "

@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 
 import psutil
+from traitlets.config import Config
 
 from coursekit import testing as subs
-from coursekit.grading import Grading, grade_assignment
+from coursekit.grading import grade_assignment
 from coursekit.testing import make_course_folder
 from grade_class import PeakMemory  # benchmarks/, beside this script
 
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
             # sandboxed kernels (bubblewrap's init is killed, not waited for).
             with PeakMemory(psutil.Process(), include_root=False) as tree:
                 results = grade_assignment(course, args.assignment,
-                                           settings=Grading(jobs=1, unsafe_no_sandbox=name == "unprotected"))
+                                           config=Config({"Grading": {"jobs": 1}, "GuardedExecute": {"unsafe_no_sandbox": name == "unprotected"}}))
             cpu[name] += tree.cpu_seconds
             for result in results:
                 seconds[name].append(result.seconds)

@@ -19,8 +19,10 @@ nbgrader workarounds here, and what would make each removable:
 import contextlib
 import io
 import logging
+import os
 import re
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -29,9 +31,11 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import AutogradeApp
 from nbgrader.converters import Autograde
+from nbgrader.coursedir import CourseDirectory
 from tornado.log import LogFormatter
 
 from . import diagnosis, outcomes, submission_files
+from .config import course_config
 from .outcomes import CellChange, Problem, ProblemKind, Timing
 from .worker import GradeJob, WorkerAnswer, WorkerSetup, serve
 
@@ -45,16 +49,35 @@ def with_busy_timeout(db_url: str, seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    serve(Connection(int(argv[0])), autograde_app, grade)
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
+    serve(Connection(int(argv[0])), lambda setup: autograde_app(os.getcwd(), setup), grade)
     return 0
 
 
-def autograde_app(setup: WorkerSetup):
-    """nbgrader's autograde application: the course's nbgrader_config.py, then the settings coursekit passed."""
-    app = AutogradeApp()
-    app.initialize(["--force"])
-    app.update_config(setup.config)
-    app.coursedir.update_config(setup.config)
+def _end_with_parent(parent: int) -> None:
+    """A worker whose parent died (a Dask worker killed mid-submission, `coursekit grade` killed) ends at once, with
+    its kernels: another worker may be grading the same submission again. (A parent that ends normally closes the
+    connection first: the worker then exits after its job.)"""
+    import psutil
+
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    os._exit(1)
+
+
+def autograde_app(course_root, setup: WorkerSetup):
+    """nbgrader's autograde application for the course in `course_root`: its configuration as coursekit.config
+    loads it (the same as `nbgrader autograde --force` run there), the settings coursekit passed on top."""
+    config = course_config(course_root, setup.config)
+    config.BaseConverter.force = True
+    # Not AutogradeApp.initialize(): it would read the config files again (twice: the working folder's and
+    # CourseDirectory.root's nbgrader_config.py) and parse this process's command line. The converter needs the
+    # app's configuration, log and course folder only.
+    app = AutogradeApp(config=config)
+    app.coursedir = CourseDirectory(parent=app)
     app.log.setLevel(logging.INFO)  # as the command line shows it; DEBUG would format every kernel message
     app.coursedir.db_url = with_busy_timeout(app.coursedir.db_url, setup.sqlite_busy_timeout)
     return app

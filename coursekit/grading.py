@@ -4,8 +4,8 @@
 the course's nbgrader_config.py once, then autogrades one student at a time with nbgrader's own Autograde
 converter: the same code and configuration as `nbgrader autograde ASSIGNMENT --student STUDENT`, writing into the
 course's gradebook. A SQLite gradebook is opened with a long busy timeout, so parallel writers wait for each other
-instead of failing with "database is locked"; `Grading.db_url` points the graders at another gradebook
-(PostgreSQL on a JupyterHub).
+instead of failing with "database is locked"; `CourseDirectory.db_url` (`--db`) points the graders at another
+gradebook (PostgreSQL on a JupyterHub).
 
 Why a pool at all: `nbgrader autograde` grades students one after another (nbgrader issue 174, still so in 0.9.6);
 this module is removable if nbgrader grades in parallel itself.
@@ -14,70 +14,17 @@ Nothing a student submits can stop the run: a notebook that is missing, not vali
 without end or kills its kernel is reported with the reason (a typed `Problem`), and a worker that dies or runs
 past its deadline is killed (with its kernels) and replaced. submitted/ is only read.
 """
-import os
 import threading
-import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from traitlets import Bool, Float, Integer, Unicode
-from traitlets.config import Config, Configurable
+from traitlets.config import Config
 
-from . import diagnosis, sandbox, warm
+from .config import course_config
+from .jobs import Grading, check_can_grade, grade_job  # Grading: also the API of grading
 from .outcomes import Problem, ProblemKind, SubmissionResult
-from .worker import GradeJob, WorkerDied, WorkerProcess, WorkerSetup, WorkerTimedOut
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-class Grading(Configurable):
-    """How `coursekit grade` runs: settable as traits (`Grading(jobs=2)`) or as config (`c.Grading.jobs = 2`)."""
-
-    jobs = Integer(0, help="Students graded at once, one worker process each (0: one per available core).").tag(config=True)
-    notebook_deadline = Float(
-        600, help="Seconds one notebook may take to grade, whatever its cells do; a submission gets this much per "
-                  "notebook plus a minute, then its worker is killed.").tag(config=True)
-    sqlite_busy_timeout = Float(
-        120, help="Seconds a grader waits for another writer's lock on a SQLite gradebook (pysqlite's default is 5: "
-                  "parallel graders would fail with 'database is locked').").tag(config=True)
-    cell_timeout = Integer(None, allow_none=True,
-                           help="Seconds a cell may run (None: nbgrader_config.py's c.Execute.timeout).").tag(config=True)
-    db_url = Unicode(None, allow_none=True,
-                     help="The gradebook (None: nbgrader_config.py's CourseDirectory.db_url).").tag(config=True)
-    unsafe_no_sandbox = Bool(
-        False, help="Run the students' kernels WITHOUT the bubblewrap sandbox (coursekit.sandbox): their code then "
-                    "runs with the grader's rights. Without this, grading refuses where no sandbox can run.",
-    ).tag(config=True)
-
-    warm_kernels = Bool(
-        True, help="Start each kernel as a fork of a process that has already imported the course's modules "
-                   "(coursekit.warm; nbgrader_config.py's GuardedExecute.warm_kernels). False: every kernel starts cold.",
-    ).tag(config=True)
-
-    def workers_for(self, students: int) -> int:
-        return max(1, min(self.jobs or available_cores(), students))
-
-    def deadline_for(self, notebooks: int) -> float:
-        return self.notebook_deadline * max(1, notebooks) + 60
-
-    def worker_setup(self) -> WorkerSetup:
-        """What the workers apply on top of the course's nbgrader_config.py (as the command line would)."""
-        config = Config()
-        if self.cell_timeout is not None:
-            config.Execute.timeout = self.cell_timeout
-        if self.db_url:
-            config.CourseDirectory.db_url = self.db_url
-        if self.unsafe_no_sandbox:
-            config.GuardedExecute.unsafe_no_sandbox = True
-        if not self.warm_kernels:
-            config.GuardedExecute.warm_kernels = False
-        return WorkerSetup(config, self.sqlite_busy_timeout)
+from .worker import WorkerProcess, WorkerSetup
 
 
 def submitted_students(course_root: Path, assignment: str) -> list[str]:
@@ -87,31 +34,32 @@ def submitted_students(course_root: Path, assignment: str) -> list[str]:
 
 
 def grade_assignment(course_root: Path, assignment: str, students: list[str] | None = None,
-                     settings: Grading | None = None, progress=None, dask=None) -> list[SubmissionResult]:
+                     config: Config | None = None, progress=None, dask=None) -> list[SubmissionResult]:
     """Autograde the submissions of `assignment` (all students in submitted/, or `students`).
 
+    config: settings on top of the course's configuration (coursekit.config: nbgrader_config.py and the Jupyter
+            config paths), as a command line gives them: `Config({"Grading": {"jobs": 2}, "Execute": {"timeout": 20}})`.
     progress: called as progress(done, total, result) after each student.
     dask: a Dask scheduler's address, "local:N" or a distributed.Client: grade on that cluster instead of local
-          worker processes (coursekit.cluster; settings.jobs unused).
+          worker processes (coursekit.cluster; Grading.jobs unused).
     Returns one result per student, in the order of `students`; never raises because of a submission. Raises
-    SandboxUnavailable, before grading anyone, where no sandbox can run (unless settings.unsafe_no_sandbox), and
-    WarmKernelError when a module nbgrader_config.py preloads is not installed.
+    SandboxUnavailable, before grading anyone, where no sandbox can run (unless GuardedExecute.unsafe_no_sandbox),
+    and WarmKernelError when a module nbgrader_config.py preloads is not installed.
     """
-    settings = settings or Grading()
-    if not settings.unsafe_no_sandbox and (reason := sandbox.unavailable_reason()):
-        raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
     course_root = Path(course_root).resolve()
-    if settings.warm_kernels and not settings.unsafe_no_sandbox:
-        warm.check_preload_modules(course_root)
+    overrides = Config(config or {})
+    config = course_config(course_root, overrides)
+    check_can_grade(course_root, config)
+    settings = Grading(config=config)
     students = list(students) if students is not None else submitted_students(course_root, assignment)
     if not students:
         return []
     if dask:  # one Dask task per submission, on workers that may share no filesystem with this machine
         from .cluster import grade_on_dask
-        return grade_on_dask(course_root, assignment, students, dask, settings=settings, progress=progress)
+        return grade_on_dask(course_root, assignment, students, dask, config=overrides, progress=progress)
     notebooks = len(list((course_root / "source" / assignment).glob("*.ipynb")))
     deadline = settings.deadline_for(notebooks)
-    setup = settings.worker_setup()
+    setup = WorkerSetup(overrides, settings.sqlite_busy_timeout)  # each worker loads the course's config itself
     workers: list[WorkerProcess] = []
     lock = threading.Lock()
     own = threading.local()  # each pool thread feeds its own worker process
@@ -123,10 +71,11 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
             with lock:
                 workers.append(worker)
         try:
-            return _grade_with(worker, course_root, assignment, student, deadline)
-        except Exception as error:  # a bug of ours must not lose the rest of the class
+            return grade_job(worker, course_root, assignment, student, deadline)
+        except Exception as error:  # a bug of ours must not lose the rest of the class, nor its traceback
             worker.kill()
-            return SubmissionResult(student, problem=Problem(ProblemKind.GRADING_FAILED, f"{type(error).__name__}: {error}"))
+            return SubmissionResult(student, problem=Problem(ProblemKind.GRADING_FAILED, f"{type(error).__name__}: {error}"),
+                                    log=traceback.format_exc(), output=worker.last_output)
 
     results: dict[str, SubmissionResult] = {}
     executor = ThreadPoolExecutor(settings.workers_for(len(students)), thread_name_prefix="coursekit-grade")
@@ -146,26 +95,3 @@ def grade_assignment(course_root: Path, assignment: str, students: list[str] | N
     for worker in workers:
         worker.close()
     return [results[s] for s in students]
-
-
-def _grade_with(worker: WorkerProcess, course_root: Path, assignment: str, student: str,
-                deadline: float) -> SubmissionResult:
-    started = time.perf_counter()
-    result = SubmissionResult(student)
-    problem = diagnosis.check_submission(course_root, assignment, student)
-    try:
-        answer = worker.grade(GradeJob(assignment, student), deadline)
-    except WorkerTimedOut:
-        problem = problem or Problem(ProblemKind.TIMED_OUT, f"grading took longer than {deadline:.0f} s and was stopped")
-    except WorkerDied as death:
-        problem = problem or Problem(ProblemKind.CRASHED, f"the grading process died ({death}); nothing could be graded")
-    else:
-        result.scores, result.max_scores, result.log = answer.scores, answer.max_scores, answer.log
-        result.timings = answer.timings
-        result.reviews = answer.reviews
-        problem = problem or answer.problem
-        if problem is None or problem.kind not in (ProblemKind.MISSING, ProblemKind.NOT_A_NOTEBOOK, ProblemKind.REFUSED):
-            result.changes = answer.changes
-    result.problem = problem
-    result.seconds = time.perf_counter() - started
-    return result

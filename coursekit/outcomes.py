@@ -119,7 +119,8 @@ class SubmissionResult:
     changes: list[CellChange] = field(default_factory=list)  # what grading put right, as the preprocessors saw it
     timings: list[Timing] = field(default_factory=list)  # one per graded notebook
     seconds: float = 0.0
-    log: str = ""  # nbgrader's log for this submission, for a human who wants the details
+    log: str = ""  # nbgrader's log for this submission (tracebacks included), for a human who wants the details
+    output: str = ""  # what the grading process and its kernels printed meanwhile (their stderr: bubblewrap, a crash)
 
     @property
     def score(self) -> float:

@@ -94,6 +94,20 @@ def format_summary(assignment: str, results: list[SubmissionResult], exercises: 
     return "\n".join(lines)
 
 
+def format_details(results: list[SubmissionResult]) -> str:
+    """Each submission's problem, nbgrader's log (tracebacks included) and what the grading process and its kernels
+    printed: for `--verbose` (the submissions that need attention) and `--log-file` (all of them)."""
+    blocks = []
+    for r in results:
+        lines = [f"===== {r.student}: {r.problem or 'graded'}"]
+        if r.log.strip():
+            lines += ["----- nbgrader's log", r.log.rstrip()]
+        if r.output.strip():
+            lines += ["----- printed by the grading process and its kernels", r.output.rstrip()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def plot_scores(results: list[SubmissionResult], path: Path, title: str) -> Path | None:
     """A histogram of total scores, saved as a PNG (None when nothing was scored)."""
     from matplotlib.figure import Figure

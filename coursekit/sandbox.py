@@ -13,7 +13,7 @@ Debian's `bubblewrap` package) and sees:
   gradebook, source/, the other students' files, the grader's home and the rest of the host are not there;
 - its own process namespace: when the kernel ends, every process it started ends with it;
 - as root (CI, a grading server): an unprivileged uid of its own, `first_uid` + n for the n-th kernel running at
-  the same moment (a lock file per n), with no capabilities and no way to gain any. Its own uid means its own
+  the same moment (a lock file per n, coursekit.uid_slots), with no capabilities and no way to gain any. Its own uid means its own
   process quota (`max_processes`): a fork bomb cannot stop a classmate's kernel, graded at the same time, from
   starting threads. As an ordinary user, bubblewrap cannot switch to another user: the kernel
   runs as your user in a user namespace, still without your files or the network;
@@ -34,19 +34,14 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-try:
-    import fcntl  # Unix; elsewhere no sandbox runs anyway
-except ImportError:
-    fcntl = None
 import psutil
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Bool, Integer, List, Unicode
 
 from . import warm
+from .uid_slots import claim as claim_uid_slot
 
 PROVISIONER_NAME = "coursekit-sandbox"  # the entry point in pyproject.toml
-# Lock files of the uids in use (grading as root): one per kernel running at the moment, on this machine.
-SLOTS = Path(tempfile.gettempdir()) / "coursekit-sandbox-uids"
 
 # What a Python kernel needs of /etc: the loader's cache, users and groups (getpwuid), time zone, certificates.
 ETC_FILES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
@@ -343,18 +338,8 @@ class SandboxProvisioner(LocalProvisioner):
 
     def _claim_slot(self) -> int:
         """The first n < uid_slots whose lock no other kernel on this machine holds; held until cleanup."""
-        SLOTS.mkdir(mode=0o700, exist_ok=True)
-        for n in range(self.uid_slots):
-            fd = os.open(SLOTS / f"{n}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            self._slot = fd
-            return n
-        raise RuntimeError(f"{self.uid_slots} sandboxed kernels already run on this machine "
-                           "(c.SandboxProvisioner.uid_slots)")
+        n, self._slot = claim_uid_slot(self.uid_slots)
+        return n
 
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart)

@@ -8,8 +8,10 @@ place where tests/ and its wrong answers exist: COURSE_ROOT is that checkout.
 import copy
 import hashlib
 import json
+import re
 import runpy
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -22,6 +24,8 @@ from .nbgrader_cli import nbgrader
 COURSE_ROOT = Path(__file__).resolve().parent.parent
 WRONG_ANSWERS_FOLDER = COURSE_ROOT / "tests" / "wrong_answers"
 RIGHT_ANSWERS_FOLDER = COURSE_ROOT / "tests" / "right_answers"
+# Tags that make a cell skip execution: nbclient's default, and the course's for its demo cells.
+SKIP_TAGS = ["skip-execution", "skip-when-grading"]
 
 
 def read_notebook(path: Path) -> NotebookNode:
@@ -182,3 +186,71 @@ def write_class(course_root: Path, assignment: str, submitted: dict[str, dict | 
 def tree_digest(folder) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared by several test modules (tests import helpers from here only, never from conftest or each other)
+
+def _assignments() -> list[str]:
+    from . import assignments
+    return assignments(COURSE_ROOT)
+
+
+ASSIGNMENTS = _assignments()
+
+
+def _hidden_tests_pattern() -> re.Pattern:
+    """nbgrader's own hidden-test delimiters (ClearHiddenTests), so a course that changes them is still checked."""
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    from .config import course_config
+
+    clear = ClearHiddenTests(config=course_config(COURSE_ROOT))
+    begin, end = re.escape(clear.begin_test_delimeter), re.escape(clear.end_test_delimeter)
+    return re.compile(rf"[^\n]*{begin}[^\n]*\n(.*?)[^\n]*{end}", re.S)
+
+
+def hidden_test_lines(assignment: str) -> set[str]:
+    """Lines of the assignment's hidden tests that say something and appear nowhere outside the hidden tests."""
+    source = read_notebook(COURSE_ROOT / "source" / assignment / f"{assignment}.ipynb")
+    texts = ["".join(c["source"]) for c in source["cells"]]
+    hidden_tests = _hidden_tests_pattern()
+    public = "\n".join(hidden_tests.sub("", t) for t in texts)
+    hidden = {line.strip() for t in texts for block in hidden_tests.findall(t) for line in block.splitlines()}
+    return {line for line in hidden if len(line) >= 12 and line not in public}
+
+
+class _Text(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts, self.skipping = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.skipping += tag in ("style", "script")
+
+    def handle_endtag(self, tag):
+        self.skipping -= tag in ("style", "script")
+
+    def handle_data(self, data):
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def html_text(html: str) -> str:
+    """What a student reads on the page (tags, styles and scripts removed, entities decoded)."""
+    parser = _Text()
+    parser.feed(html)
+    return "".join(parser.parts)
+
+
+PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(\[[^\]]+\])?==(\S+)$")
+
+
+def pins(lines) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        line = line.split("#")[0].strip().lstrip("- ").strip()
+        match = PIN.match(line)
+        if match:
+            found[match.group(1).lower()] = match.group(3)
+    return found

@@ -122,6 +122,8 @@ def postgres_server(startup_timeout: float = 60):
         started = True
         yield PostgresServer(port, password, data, pg_bin, log)
     except subprocess.CalledProcessError as error:
+        if started:  # the caller's own, raised in its block
+            raise
         detail = (error.stderr or b"").decode(errors="replace")[-1500:]
         if log.exists():
             detail += "\n" + log.read_text(errors="replace")[-1500:]
@@ -215,15 +217,7 @@ def dask_cluster(workers: int = 2, env: dict | None = None, timeout: float = 120
                 raise ServiceUnavailable("the Dask scheduler did not start:\n"
                                          + (folder / "scheduler.log").read_text(errors="replace")[-2000:])
             time.sleep(0.2)
-        import json
-
-        for _ in range(50):  # the file may be seen before it is completely written
-            try:
-                address = json.loads(scheduler_file.read_text())["address"]
-                break
-            except (ValueError, KeyError):
-                time.sleep(0.1)
-        cluster = DaskCluster(address, folder, scheduler)
+        cluster = DaskCluster(_scheduler_address(scheduler_file, scheduler, deadline), folder, scheduler)
         for number in range(workers):
             cluster.add_worker(f"worker-{number + 1}", env=env, timeout=timeout)
         yield cluster
@@ -233,6 +227,21 @@ def dask_cluster(workers: int = 2, env: dict | None = None, timeout: float = 120
         _stop_process_tree(*(cluster.workers if cluster else []), grace=5)
         _stop_process_tree(scheduler)
         _remove(folder)
+
+
+def _scheduler_address(scheduler_file: Path, scheduler: subprocess.Popen, deadline: float) -> str:
+    """The address in the scheduler's file, which may be seen before it is completely written."""
+    import json
+
+    while True:
+        try:
+            return json.loads(scheduler_file.read_text())["address"]
+        except (ValueError, KeyError):
+            if scheduler.poll() is not None or time.monotonic() > deadline:
+                raise ServiceUnavailable(f"the Dask scheduler wrote no address into {scheduler_file.name}:\n"
+                                         + (scheduler_file.parent / "scheduler.log").read_text(errors="replace")[-2000:]
+                                         ) from None
+            time.sleep(0.1)
 
 
 def _remove(folder: Path, attempts: int = 10):

@@ -23,6 +23,7 @@ cold (`SandboxProvisioner` logs why). This module's top level imports only the s
 coursekit.warm` is the zygote, and everything it imports ends up in every kernel.
 """
 import ctypes
+import errno
 import importlib
 import json
 import os
@@ -250,7 +251,8 @@ def _become_kernel(request: dict, fifo: int, ready: int) -> None:
             resource.setrlimit(limit, (value, value))
         last = int(open("/proc/sys/kernel/cap_last_cap").read())
         for capability in range(last + 1):
-            _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)  # EINVAL for ones the kernel lacks: nothing to drop
+            if _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:
+                raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {capability})")  # EINVAL: not in this kernel
         os.setgroups([])
         os.setresgid(request["gid"], request["gid"], request["gid"])
         os.setresuid(request["uid"], request["uid"], request["uid"])  # from root to another uid: capabilities go
@@ -300,10 +302,10 @@ def _become_kernel(request: dict, fifo: int, ready: int) -> None:
 
 def _check_no_capabilities() -> None:
     """The kernel must hold no capability at all, as under setpriv --inh-caps=-all (root's inheritable set is
-    normally empty: if it is not, refuse rather than run a student's code with it)."""
+    normally empty: if it is not, refuse rather than run a student's code with it), and its bounding set is empty."""
     with open("/proc/self/status") as status:
         fields = dict(line.split(":\t", 1) for line in status.read().splitlines() if ":\t" in line)
-    held = {name: fields[name].strip() for name in ("CapInh", "CapPrm", "CapEff", "CapAmb") if name in fields}
+    held = {name: fields[name].strip() for name in ("CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd") if name in fields}
     if any(int(value, 16) for value in held.values()):
         raise PermissionError(f"the kernel process still holds capabilities: {held}")
 
@@ -382,15 +384,12 @@ class Zygote:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def check_preload_modules(course_root) -> None:
-    """WarmKernelError, naming them, when modules the course's nbgrader_config.py preloads are not installed here."""
+def check_preload_modules(modules: list[str]) -> None:
+    """WarmKernelError, naming them, when modules the course preloads (GuardedExecute.preload_modules) are not
+    installed here."""
     import importlib.util
-    from traitlets.config.loader import PyFileConfigLoader
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
-    if not config.GuardedExecute.get("warm_kernels", True):
-        return
     missing = []
-    for module in config.GuardedExecute.get("preload_modules", []):
+    for module in modules:
         try:
             found = importlib.util.find_spec(module) is not None
         except ImportError:  # a parent package is missing

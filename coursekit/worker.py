@@ -4,7 +4,8 @@ A worker is a `python -m coursekit.grade_worker` process started in the course f
 socket pair with `multiprocessing.connection` (length-prefixed pickles of the dataclasses below): first a
 `WorkerSetup`, then one `GradeJob` at a time, each answered by one `WorkerAnswer`. Whatever the worker or its
 kernels print goes to a file, never into the protocol. A worker that dies shows as end of file; one that runs past
-its deadline is killed with every process it started (psutil).
+its deadline is killed with every process it started (psutil). What the worker and its kernels printed while grading
+a job (a kernel's or bubblewrap's error, a traceback) is kept with that job (`WorkerProcess.last_output`).
 """
 import os
 import socket
@@ -62,12 +63,17 @@ class WorkerDied(Exception):
 class WorkerProcess:
     """The parent's side: one worker process, fed one job at a time."""
 
-    def __init__(self, course_root: Path, setup: WorkerSetup):
+    COMMAND = [sys.executable, "-m", "coursekit.grade_worker"]  # the file descriptor of its socket is added
+    OUTPUT_KEPT = 20_000  # characters of a job's output kept with it (the end, where the error is)
+
+    last_output = ""  # what the worker and its kernels printed while grading the last job
+
+    def __init__(self, course_root: Path, setup: WorkerSetup, command: list[str] | None = None):
         self.output = tempfile.TemporaryFile()  # the worker's and its kernels' stdout and stderr
         ours, theirs = socket.socketpair()
         with theirs:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "coursekit.grade_worker", str(theirs.fileno())], cwd=course_root,
+                [*(command or self.COMMAND), str(theirs.fileno())], cwd=course_root,
                 env=ENV_WITH_VENV, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
                 pass_fds=[theirs.fileno()])
         self.connection = Connection(ours.detach())
@@ -75,15 +81,30 @@ class WorkerProcess:
         self._send(setup)
 
     def grade(self, job: GradeJob, deadline: float) -> WorkerAnswer:
-        """The worker's answer; WorkerTimedOut after `deadline` seconds (the worker is killed), WorkerDied."""
-        self._send(job)
-        if not self.connection.poll(deadline):
-            self.kill()
-            raise WorkerTimedOut()
+        """The worker's answer; WorkerTimedOut after `deadline` seconds (the worker is killed), WorkerDied.
+        Either way, `last_output` is what the worker and its kernels printed meanwhile."""
+        start = self._output_size()
         try:
-            return self.connection.recv()
-        except (EOFError, OSError):
-            self._died()
+            self._send(job)
+            if not self.connection.poll(deadline):
+                self.kill()
+                raise WorkerTimedOut()
+            try:
+                return self.connection.recv()
+            except (EOFError, OSError):
+                self._died()
+        finally:
+            self.last_output = self._output_since(start)
+
+    def _output_size(self) -> int:
+        return os.fstat(self.output.fileno()).st_size
+
+    def _output_since(self, start: int) -> str:
+        # pread: the worker writes through the same open file, whose offset must not move
+        end = self._output_size()
+        first = max(start, end - self.OUTPUT_KEPT)
+        text = os.pread(self.output.fileno(), end - first, first).decode(errors="replace")
+        return (f"[... {first - start} bytes left out ...]\n" if first > start else "") + text
 
     def _send(self, message) -> None:
         try:
@@ -95,9 +116,9 @@ class WorkerProcess:
         self.kill()
         code = self.process.returncode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        self.output.seek(0, os.SEEK_END)
-        self.output.seek(max(0, self.output.tell() - 2000))
-        last = [line for line in self.output.read().decode(errors="replace").splitlines() if line.strip()]
+        end = self._output_size()
+        tail = os.pread(self.output.fileno(), min(end, 2000), max(0, end - 2000)).decode(errors="replace")
+        last = [line for line in tail.splitlines() if line.strip()]
         raise WorkerDied(how + (f"; last words: {last[-1][:200]}" if last else ""))
 
     def kill(self) -> None:

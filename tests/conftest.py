@@ -1,19 +1,15 @@
 """Shared fixtures. The expensive part, autograding a class of submissions, runs once per assignment."""
 import pytest
 
-from coursekit import assignments
-from coursekit import testing as subs
-from coursekit.grading import Grading, grade_assignment
-from coursekit.testing import COURSE_ROOT, make_course_folder
+from traitlets.config import Config
 
-ASSIGNMENTS = assignments(COURSE_ROOT)
+from coursekit import testing as subs
+from coursekit.grading import grade_assignment
+from coursekit.testing import SKIP_TAGS, make_course_folder
 
 # A cell may run this long before it is interrupted: generous for correct work on a loaded CI machine.
 # (Submissions that loop, hang or kill their kernel are graded once, in tests/test_bad_submissions.py.)
 CELL_TIMEOUT = 20
-
-# Tags that make a cell skip execution: nbclient's default, and the course's for its demo cells.
-SKIP_TAGS = ["skip-execution", "skip-when-grading"]
 
 
 def class_of_submissions(assignment: str) -> dict[str, dict | str | None]:
@@ -49,7 +45,7 @@ class GradedClass:
         self.submitted = class_of_submissions(assignment)
         subs.write_class(self.course, assignment, self.submitted)
         self.results = {r.student: r for r in
-                        grade_assignment(self.course, assignment, settings=Grading(jobs=2, cell_timeout=CELL_TIMEOUT))}
+                        grade_assignment(self.course, assignment, config=Config({"Grading": {"jobs": 2}, "Execute": {"timeout": CELL_TIMEOUT}}))}
         self.exercises = subs.autograded_exercises(subs.blank_submission(assignment))
 
     def __getitem__(self, student):
@@ -67,13 +63,3 @@ def graded_class(tmp_path_factory):
         return cache[assignment]
 
     return get
-
-
-# Fixtures whose tests start kernels: their tests are `slow` (the quick inner loop is `pytest -m "not slow"`).
-SLOW_FIXTURES = {"graded_class", "rebuilt", "hostile_class"}
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)

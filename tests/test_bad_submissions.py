@@ -8,10 +8,11 @@ suite short: every full notebook graded costs about 10 s.
 import json
 
 import pytest
+from traitlets.config import Config
 
 from coursekit import testing as subs
 from coursekit.diagnosis import describe_changes
-from coursekit.grading import Grading, grade_assignment
+from coursekit.grading import grade_assignment
 from coursekit.outcomes import ChangeKind, ProblemKind
 from coursekit.testing import make_course_folder
 
@@ -61,7 +62,7 @@ def graded(tmp_path_factory):
     # "never-submitted" has no folder at all: a student on the roster who handed in nothing.
     students = [*submitted, "never-submitted"]
     results = {r.student: r for r in grade_assignment(course, ASSIGNMENT, students=students,
-                                                      settings=Grading(jobs=2, cell_timeout=CELL_TIMEOUT))}
+                                                      config=Config({"Grading": {"jobs": 2}, "Execute": {"timeout": CELL_TIMEOUT}}))}
     return course, submitted, before, results
 
 

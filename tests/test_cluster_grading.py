@@ -29,11 +29,12 @@ import time
 import psutil
 import pytest
 from nbgrader.api import Gradebook
+from traitlets.config import Config
 
 from coursekit import cluster
 from coursekit import testing as subs
 from coursekit.cells import is_answer
-from coursekit.grading import Grading
+from coursekit.worker import WorkerSetup
 from coursekit.nbgrader_cli import ENV_WITH_VENV, nbgrader
 from coursekit.testing import COURSE_ROOT, make_course_folder
 from coursekit.throwaway import ServiceUnavailable, dask_cluster, postgres_server
@@ -287,13 +288,20 @@ def test_a_worker_killed_mid_submission_the_task_reruns_and_grades_once(pg, dask
     assert (course / "autograded" / "slow" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
 
 
+def like_a_terminal():
+    """Ctrl+C in a terminal interrupts the foreground command. A command started in the background by a shell without
+    job control (`make test &`, a script, some CI runners) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: the driver is started here as from a terminal, whatever this test process inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_no_half_graded_submission(pg, dask, template, reference,
                                                                                     tmp_path):
     course, url = pg_course(pg, template, tmp_path, "interrupted")
     submit(course, {"slow": slow_partly_wrong})
     driver = subprocess.Popen([sys.executable, "-m", "coursekit", "grade", ASSIGNMENT, f"--course={course}",
                                "--no-progress", f"--dask={dask.address}"], env=ENV_WITH_VENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=like_a_terminal)
     try:
         wait_for(lambda: any(kernels_under(w) for w in dask.workers), 300, "a worker to start grading")
         time.sleep(3)
@@ -332,7 +340,7 @@ def test_a_worker_with_other_package_versions_is_refused_before_anything_is_grad
         from distributed import Client
         packages = cluster.checked_packages()
         with Client(odd.address, timeout=30) as client:
-            setup = Grading(db_url=url).worker_setup()
+            setup = WorkerSetup(Config({"CourseDirectory": {"db_url": url}}), 120)
             task = client.submit(cluster.grade_submission, {}, "course", ASSIGNMENT, "linus", {}, setup, COURSE_ID,
                                  60, cluster.environment(packages), packages, "run", pure=False)
             with pytest.raises(cluster.EnvironmentMismatch, match=r"pyjwt 2\.10\.1"):

@@ -4,51 +4,15 @@ which quotes its own line (coursekit's HideHiddenTestTracebacks, configured in n
 """
 import json
 import re
-from html.parser import HTMLParser
 
 import pytest
 
-from coursekit.testing import COURSE_ROOT
-from coursekit import testing as subs
 from coursekit.nbgrader_cli import nbgrader
-from conftest import ASSIGNMENTS
+from coursekit.testing import ASSIGNMENTS, hidden_test_lines, html_text
 
 pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not slow"`
 
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def hidden_test_lines(assignment: str) -> set[str]:
-    """Lines of the assignment's hidden tests that say something and appear nowhere outside the hidden tests."""
-    source = subs.read_notebook(COURSE_ROOT / "source" / assignment / f"{assignment}.ipynb")
-    texts = ["".join(c["source"]) for c in source["cells"]]
-    public = "\n".join(HIDDEN.sub("", t) for t in texts)
-    hidden = {line.strip() for t in texts for block in HIDDEN.findall(t) for line in block.splitlines()}
-    return {line for line in hidden if len(line) >= 12 and line not in public}
-
-
-class _Text(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.parts, self.skipping = [], 0
-
-    def handle_starttag(self, tag, attrs):
-        self.skipping += tag in ("style", "script")
-
-    def handle_endtag(self, tag):
-        self.skipping -= tag in ("style", "script")
-
-    def handle_data(self, data):
-        if not self.skipping:
-            self.parts.append(data)
-
-
-def html_text(html: str) -> str:
-    """What a student reads on the page (tags, styles and scripts removed, entities decoded)."""
-    parser = _Text()
-    parser.feed(html)
-    return "".join(parser.parts)
 
 
 def hidden_lines_in_tracebacks(notebook_path, secret: set[str]) -> set[str]:

@@ -31,6 +31,7 @@ def comparable(notebook: dict) -> list:
     return [(c["cell_type"], c["source"], c.get("metadata", {}).get("nbgrader")) for c in notebook["cells"]]
 
 
+@pytest.mark.slow  # rebuilds release/ and solutions/ (runs the notebooks)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_is_exactly_what_the_build_makes(rebuilt, assignment):
     for made in (rebuilt / "release" / assignment).iterdir():
@@ -40,6 +41,7 @@ def test_release_is_exactly_what_the_build_makes(rebuilt, assignment):
             f"release/{assignment}/{made.name} differs from source/: run `make build` (never edit release/ by hand)")
 
 
+@pytest.mark.slow  # rebuilds release/ and solutions/ (runs the notebooks)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solutions_are_what_the_build_makes(rebuilt, assignment):
     name = f"{assignment}.ipynb"

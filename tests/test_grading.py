@@ -2,10 +2,9 @@
 submission, however broken, stops the class from being graded."""
 import pytest
 
-from coursekit.testing import COURSE_ROOT
+from coursekit.testing import ASSIGNMENTS, COURSE_ROOT, SKIP_TAGS
 from coursekit import testing as subs
 from coursekit.outcomes import ProblemKind
-from conftest import ASSIGNMENTS, SKIP_TAGS
 
 WRONG = [(a, exercise, number, mistake)
          for a in ASSIGNMENTS
@@ -51,6 +50,7 @@ def test_right_and_wrong_answers_are_not_the_solution_again(assignment):
             assert len(set(codes)) == len(codes), f"two {kind} answers to {exercise} are the same code"
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_solution_earns_full_marks(graded_class, assignment):
     result = graded_class(assignment)["correct"]
@@ -59,6 +59,7 @@ def test_the_solution_earns_full_marks(graded_class, assignment):
     assert result.scores == result.max_scores
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_blank_release_earns_zero_without_crashing(graded_class, assignment):
     result = graded_class(assignment)["blank"]
@@ -66,6 +67,7 @@ def test_the_blank_release_earns_zero_without_crashing(graded_class, assignment)
     assert result.scores and set(result.scores.values()) == {0.0}
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.parametrize("tampering", ["tests-edited-to-pass", "tests-deleted"])
 def test_a_students_changed_test_cells_are_restored(graded_class, assignment, tampering):
@@ -78,6 +80,7 @@ def test_a_students_changed_test_cells_are_restored(graded_class, assignment, ta
     assert restored <= set(blank.restored_cells), "every test cell was put back and reported"
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_a_test_cell_tagged_to_be_skipped_still_runs(graded_class, assignment):
     result = graded_class(assignment)["blank-tests-tagged-to-skip"]
@@ -85,6 +88,7 @@ def test_a_test_cell_tagged_to_be_skipped_still_runs(graded_class, assignment):
     assert set(result.scores.values()) == {0.0}, f"tagging the tests {SKIP_TAGS} earned points: {result.scores}"
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_grading_skips_only_the_demo_cells_source_tags(graded_class, assignment):
     """Cells tagged skip-when-grading in source/ do not run at autograde; every other code cell does."""
@@ -98,6 +102,7 @@ def test_grading_skips_only_the_demo_cells_source_tags(graded_class, assignment)
     assert all(ran[name] for name in ran if name not in demos), "a cell without the tag did not run"
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.parametrize("student", ["malformed-json", "missing-notebook"])
 def test_a_broken_submission_is_reported_and_the_class_is_still_graded(graded_class, assignment, student):
@@ -115,6 +120,7 @@ def test_a_broken_submission_is_reported_and_the_class_is_still_graded(graded_cl
         assert submitted.read_text() == original
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 @pytest.mark.parametrize("assignment,exercise,number,how", RIGHT, ids=[f"{a}-{e}-{n}" for a, e, n, _ in RIGHT])
 def test_a_right_answer_written_another_way_earns_that_exercises_full_marks(graded_class, assignment, exercise, number, how):
     """Right answer k of every exercise shares the submission right-k; each exercise is graded on its own tests."""
@@ -125,6 +131,7 @@ def test_a_right_answer_written_another_way_earns_that_exercises_full_marks(grad
     assert own == {t: result.max_scores[t] for t in own}, f"{how!r} is correct but lost points: {own}"
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 @pytest.mark.parametrize("assignment,exercise,number,mistake", WRONG,
                          ids=[f"{a}-{e}-{n}" for a, e, n, _ in WRONG])
 def test_a_wrong_answer_loses_that_exercises_points_and_only_those(graded_class, assignment, exercise, number, mistake):

@@ -24,9 +24,8 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from coursekit.testing import COURSE_ROOT
 from coursekit import testing as subs
-from coursekit.testing import make_course_folder
+from coursekit.testing import hidden_test_lines, html_text, make_course_folder
 from coursekit.nbgrader_cli import ENV_WITH_VENV, nbgrader
-from test_feedback import hidden_test_lines, html_text
 
 pytestmark = pytest.mark.slow  # runs kernels / nbgrader: skipped by `-m "not slow"`
 

@@ -1,5 +1,7 @@
 """The grader's guard and sandbox settings, in milliseconds, without a kernel: the guard runs in an in-process IPython
 shell, exactly the code the grader sends to each grading kernel."""
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -11,6 +13,8 @@ from nbformat.v4 import new_code_cell
 from nbgrader import utils
 
 from coursekit import kernel_guard, sandbox
+from coursekit.grading import grade_assignment
+from coursekit.preprocessors import GuardedExecute
 from coursekit.integrity import builtin_names, integrity_error
 
 SWALLOW = "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"
@@ -60,11 +64,17 @@ def test_every_hook_a_student_installs_is_found_and_put_back(shell, guard, hook,
 
 
 def test_a_swallowed_error_shows_again_once_the_handler_is_put_back(shell, guard):
+    def shown(code: str) -> tuple[BaseException | None, str]:
+        with contextlib.redirect_stdout(io.StringIO()) as out:  # where IPython shows a traceback
+            result = shell.run_cell(code)
+        return result.error_in_exec, out.getvalue()
+
+    shell.run_cell("%colors nocolor")
     shell.run_cell(SWALLOW)
-    result = shell.run_cell("assert False, 'hidden'")
-    assert result.error_in_exec is not None and shell.custom_exceptions, "the handler really hides the error"
-    guard.restore()
-    assert not shell.custom_exceptions
+    assert "hidden" not in shown("assert False, 'hidden'")[1], "the handler really hides the error"
+    assert guard.restore() == ["a custom exception handler (set_custom_exc)"]
+    error, text = shown("assert False, 'hidden'")
+    assert isinstance(error, AssertionError) and "AssertionError: hidden" in text, "shown again, as nbgrader needs it"
 
 
 def test_a_notebook_variable_hiding_a_builtin_the_tests_use_is_removed(shell, guard):
@@ -101,10 +111,20 @@ def test_the_sandbox_makes_the_folders_above_its_mount_points_reachable():
     assert parents == ["/home", "/opt", "/home/grader", "/opt/python", "/tmp/k", "/home/grader/course"]
 
 
-def test_without_bubblewrap_grading_is_refused_with_the_way_out(monkeypatch):
+def test_without_bubblewrap_grading_is_refused_with_the_way_out(monkeypatch, tmp_path):
     monkeypatch.setattr(sandbox, "bwrap", lambda: None)
-    assert "not installed" in sandbox._try_sandbox()
-    assert "--unsafe-no-sandbox" in sandbox.UNAVAILABLE_HELP
+    monkeypatch.setattr(sandbox, "_checked", {})  # tried again, without bubblewrap
+    (tmp_path / "source" / "a").mkdir(parents=True)
+    (tmp_path / "submitted" / "ada" / "a").mkdir(parents=True)
+    # coursekit grade: refused before any student is graded
+    with pytest.raises(sandbox.SandboxUnavailable, match=r"not installed.*--unsafe-no-sandbox"):
+        grade_assignment(tmp_path, "a")
+    # plain nbgrader autograde with the course's preprocessors: no kernel starts unsandboxed
+    with pytest.raises(sandbox.SandboxUnavailable, match=r"GuardedExecute.unsafe_no_sandbox=True"):
+        GuardedExecute(kernel_name="python3").create_kernel_manager()
+    # the way out, taken on purpose: the kernel manager is the plain one
+    unsafe = GuardedExecute(kernel_name="python3", unsafe_no_sandbox=True).create_kernel_manager()
+    assert "kernel_provisioner" not in unsafe.kernel_spec.metadata
 
 
 def test_the_private_folder_of_a_killed_grader_is_removed_by_the_next_one(tmp_path, monkeypatch):
@@ -156,3 +176,12 @@ def test_what_a_failed_cell_left_is_freed_by_the_check_not_in_a_later_test_cell(
         assert during_check and not later
     else:  # the control: without the collection, the warning reaches the later cell
         assert not during_check and later
+
+
+def test_a_warm_kernel_with_a_capability_left_in_its_bounding_set_is_refused():
+    """warm.py's last check before a student's code runs: this test process keeps its full bounding set (a kernel
+    drops it; tests/test_warm_kernels.py shows a warm kernel's is empty), so the check refuses it."""
+    from coursekit import warm
+
+    with pytest.raises(PermissionError, match="CapBnd"):
+        warm._check_no_capabilities()

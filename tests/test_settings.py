@@ -1,5 +1,6 @@
 """The course's settings, read as nbgrader and coursekit resolve them (traitlets), not as raw config: no kernel."""
 import threading
+import time
 from multiprocessing import Pipe
 
 import pytest
@@ -8,8 +9,13 @@ from nbgrader import preprocessors as nbgrader_preprocessors
 from nbgrader.converters import Autograde, GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
-from traitlets.config.loader import PyFileConfigLoader
 
+import coursekit.config
+from coursekit import grading, jobs
+from coursekit import sandbox
+from coursekit.__main__ import main
+from coursekit.grade_worker import autograde_app
+from coursekit.gradeapp import GradeApp
 from coursekit.grading import Grading
 from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
 from coursekit.restore_cells import RestoreMissingCells
@@ -17,6 +23,7 @@ from coursekit.review import ReviewStudentCode
 from coursekit.scrub import ScrubHiddenTestText
 from coursekit.submission_files import CarryNbgraderFiles, CheckSubmittedFiles
 from coursekit.testing import COURSE_ROOT
+from coursekit.warm import WarmKernelError
 from coursekit.worker import GradeJob, WorkerAnswer, serve
 
 # Where the course departs from nbgrader's preprocessor lists, each for a reason nbgrader_config.py gives.
@@ -53,7 +60,14 @@ def resolved(converter, config, trait):
 
 @pytest.fixture(scope="module")
 def course_config():
-    return PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_ROOT)).load_config()
+    return coursekit.config.course_config(COURSE_ROOT)
+
+
+def command_line(*argv) -> Config:
+    """What `coursekit grade A ARGV...` sets on top of the course's configuration."""
+    app = GradeApp()
+    app.parse_command_line(["A", *argv])
+    return app.cli_config
 
 
 @pytest.mark.parametrize("converter,trait", [(Autograde, "sanitize_preprocessors"),
@@ -66,16 +80,16 @@ def test_the_course_uses_nbgraders_preprocessors_apart_from_the_documented_subst
     assert resolved(converter, course_config, trait) == expected
 
 
-def test_grading_settings_are_traits_with_config_and_resolved_defaults():
+def test_grading_settings_are_traits_with_config_and_resolved_defaults(monkeypatch):
     config = Config()
     config.Grading.jobs = 3
-    settings = Grading(config=config, cell_timeout=20)
+    settings = Grading(config=config)
     assert settings.workers_for(students=10) == 3 and settings.workers_for(students=2) == 2
     assert settings.deadline_for(notebooks=2) == 2 * settings.notebook_deadline + 60
-    setup = settings.worker_setup()
-    assert setup.config.Execute.timeout == 20 and "CourseDirectory" not in setup.config
-    assert setup.sqlite_busy_timeout == Grading().sqlite_busy_timeout == 120
-    assert Grading().workers_for(students=100) >= 1
+    assert Grading().sqlite_busy_timeout == 120
+    # jobs=0: one worker per core this process may use, never more than there are students, never none
+    monkeypatch.setattr(jobs, "available_cores", lambda: 6)
+    assert [Grading().workers_for(students=n) for n in (100, 4, 0)] == [6, 4, 1]
 
 
 def test_warm_kernels_are_the_default_and_the_provisioner_gets_the_courses_preload_list(course_config, monkeypatch):
@@ -88,10 +102,9 @@ def test_warm_kernels_are_the_default_and_the_provisioner_gets_the_courses_prelo
     assert {"fastapi", "sqlalchemy.ext.asyncio", "aiosqlite", "httpx", "jwt"} <= set(spec["config"]["preload_modules"])
 
     cold_config = Config(course_config)
-    cold_config.merge(Grading(warm_kernels=False).worker_setup().config)  # what `coursekit grade --cold-kernels` sets
+    cold_config.merge(command_line("--cold-kernels"))
     cold = GuardedExecute(config=cold_config, kernel_name="python3").create_kernel_manager().kernel_spec.metadata["kernel_provisioner"]
     assert cold["config"]["warm"] is False
-    assert "warm_kernels" not in Grading().worker_setup().config.GuardedExecute  # the course's choice stands
 
 
 def test_the_worker_protocol_answers_each_job_in_turn_until_the_parent_hangs_up():
@@ -111,3 +124,138 @@ def test_the_worker_protocol_answers_each_job_in_turn_until_the_parent_hangs_up(
     parent.close()
     thread.join(timeout=5)
     assert not thread.is_alive() and started == ["setup"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Each setting in a course's nbgrader_config.py takes effect, and the command line's alias overrides it. The worker
+# processes are stood in for (no kernel): what is checked is what grading hands them and what they load.
+
+class StandInWorker:
+    """grading's WorkerProcess, answering at once; records what it was given and how many ran at the same time."""
+
+    started: list["StandInWorker"] = []
+    deadlines: list[float] = []
+    running = 0
+    most = 0
+    last_output = ""
+    lock = threading.Lock()
+
+    def __init__(self, course_root, setup):
+        self.setup, self.dead = setup, False
+        StandInWorker.started.append(self)
+
+    def grade(self, job, deadline):
+        with StandInWorker.lock:
+            StandInWorker.running += 1
+            StandInWorker.most = max(StandInWorker.most, StandInWorker.running)
+            StandInWorker.deadlines.append(deadline)
+        time.sleep(0.05)  # long enough for every worker of the pool to be busy at once
+        with StandInWorker.lock:
+            StandInWorker.running -= 1
+        return WorkerAnswer(job.student)
+
+    def kill(self):
+        self.dead = True
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    """A course folder with the course's nbgrader_config.py plus `extra` lines, 8 students, no kernel to run."""
+    monkeypatch.setattr(grading, "WorkerProcess", StandInWorker)
+    monkeypatch.setattr(sandbox, "unavailable_reason", lambda: None)
+    StandInWorker.started, StandInWorker.deadlines, StandInWorker.most = [], [], 0
+    (tmp_path / "source" / "a").mkdir(parents=True)
+    for n in range(8):
+        (tmp_path / "submitted" / f"s{n}" / "a").mkdir(parents=True)
+
+    def with_config(*lines):
+        text = (COURSE_ROOT / "nbgrader_config.py").read_text() + "\n" + "\n".join(lines) + "\n"
+        (tmp_path / "nbgrader_config.py").write_text(text)
+        return tmp_path
+    return with_config
+
+
+def worker_app(course, *argv):
+    """The nbgrader app a grading worker builds from what `coursekit grade` handed it."""
+    StandInWorker.started = []
+    assert main(["grade", "a", f"--course={course}", "--no-progress", *argv]) == 0
+    return autograde_app(course, StandInWorker.started[0].setup)
+
+
+def test_grading_jobs_in_nbgrader_config_sets_the_worker_count_and_jobs_overrides_it(course):
+    folder = course("c.Grading.jobs = 3")
+    assert main(["grade", "a", f"--course={folder}", "--no-progress"]) == 0
+    assert len(StandInWorker.started) == 3 and StandInWorker.most == 3
+    StandInWorker.started, StandInWorker.most = [], 0
+    assert main(["grade", "a", f"--course={folder}", "--no-progress", "--jobs", "2"]) == 0
+    assert len(StandInWorker.started) == 2 and StandInWorker.most == 2
+    StandInWorker.started = []
+    grading.grade_assignment(folder, "a", config=Config({"Grading": {"jobs": 1}}))
+    assert len(StandInWorker.started) == 1
+
+
+def test_the_notebook_deadline_in_nbgrader_config_is_each_submissions_deadline(course):
+    folder = course("c.Grading.notebook_deadline = 5")
+    (folder / "source" / "a" / "a.ipynb").write_text("{}")
+    grading.grade_assignment(folder, "a")
+    assert set(StandInWorker.deadlines) == {5 * 1 + 60}
+
+
+def test_unsafe_no_sandbox_in_nbgrader_config_is_honoured_by_coursekit_grade(course, monkeypatch):
+    monkeypatch.setattr(sandbox, "unavailable_reason", lambda: "bubblewrap (bwrap) is not installed.")
+    refused = course()
+    assert main(["grade", "a", f"--course={refused}", "--no-progress"]) == 2 and not StandInWorker.started
+    folder = course("c.GuardedExecute.unsafe_no_sandbox = True")
+    app = worker_app(folder)
+    assert len(StandInWorker.started) > 0 and GuardedExecute(parent=app).unsafe_no_sandbox is True
+    assert GuardedExecute(parent=worker_app(refused, "--unsafe-no-sandbox")).unsafe_no_sandbox is True
+
+
+def test_the_cell_timeout_gradebook_and_busy_timeout_reach_the_workers_nbgrader(course, tmp_path):
+    folder = course("c.Execute.timeout = 7", f"c.CourseDirectory.db_url = 'sqlite:///{tmp_path}/other.db'",
+                    "c.Grading.sqlite_busy_timeout = 9")
+    app = worker_app(folder)
+    assert GuardedExecute(parent=app).timeout == 7
+    assert app.coursedir.db_url == f"sqlite:///{tmp_path}/other.db?timeout=9"
+    assert app.coursedir.root == str(folder) and app.coursedir.course_id == "fastapi-async-db"
+    app = worker_app(folder, "--timeout", "11", "--db", f"sqlite:///{tmp_path}/third.db")  # the command line wins
+    assert GuardedExecute(parent=app).timeout == 11
+    assert app.coursedir.db_url == f"sqlite:///{tmp_path}/third.db?timeout=9"
+    assert GuardedExecute(parent=worker_app(folder, "--Execute.timeout=12")).timeout == 12  # any trait, nbgrader's way
+
+
+def test_warm_kernels_and_preload_modules_in_nbgrader_config_are_checked_before_grading(course):
+    folder = course('c.GuardedExecute.preload_modules = ["fastapi", "coursekit_no_such_module", "nosuch.sub"]')
+    with pytest.raises(WarmKernelError, match="coursekit_no_such_module, nosuch.sub cannot be imported"):
+        grading.grade_assignment(folder, "a")
+    assert main(["grade", "a", f"--course={folder}", "--no-progress"]) == 2 and not StandInWorker.started
+    # cold kernels preload nothing: grading goes on, and the workers start them cold
+    assert GuardedExecute(parent=worker_app(folder, "--cold-kernels")).warm_kernels is False
+    cold = course('c.GuardedExecute.preload_modules = ["coursekit_no_such_module"]',
+                  "c.GuardedExecute.warm_kernels = False")
+    assert GuardedExecute(parent=worker_app(cold)).warm_kernels is False
+
+
+def test_the_system_wide_jupyter_config_applies_and_the_courses_own_wins(course, tmp_path, monkeypatch):
+    system = tmp_path / "etc-jupyter"
+    system.mkdir()
+    (system / "nbgrader_config.py").write_text("c = get_config()\nc.Grading.jobs = 2\nc.Execute.timeout = 3\n")
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(system))  # searched like /etc/jupyter, before it
+    folder = course("c.Execute.timeout = 8")
+    app = worker_app(folder)
+    assert len(StandInWorker.started) == 2  # the system's Grading.jobs
+    assert GuardedExecute(parent=app).timeout == 8  # the course's nbgrader_config.py wins
+
+
+def test_a_setting_has_one_home():
+    """The settings coursekit grade's options set are the traits of nbgrader's and coursekit's own classes."""
+    assert GradeApp.aliases[("j", "jobs")] == "Grading.jobs"
+    assert {GradeApp.aliases[k] for k in ("timeout", "db", "course")} == {
+        "Execute.timeout", "CourseDirectory.db_url", "CourseDirectory.root"}
+    assert GradeApp.flags["unsafe-no-sandbox"][0] == {"GuardedExecute": {"unsafe_no_sandbox": True}}
+    assert GradeApp.flags["cold-kernels"][0] == {"GuardedExecute": {"warm_kernels": False}}
+    own = set(Grading.class_own_traits(config=True))
+    assert own == {"jobs", "notebook_deadline", "sqlite_busy_timeout"}

@@ -13,8 +13,7 @@ import subprocess
 import pytest
 
 from coursekit import assignments
-from coursekit.testing import COURSE_ROOT
-from test_environment import pins
+from coursekit.testing import COURSE_ROOT, pins
 
 STUDENT_CONFIG = COURSE_ROOT / "jupyter-student"
 NBGRADER_LAB = COURSE_ROOT / ".venv" / "share" / "jupyter" / "labextensions" / "@jupyter" / "nbgrader"
