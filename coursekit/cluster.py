@@ -32,6 +32,7 @@ Faults:
 import contextlib
 import hashlib
 import shutil
+import os
 import time
 import uuid
 from dataclasses import dataclass
