@@ -31,8 +31,8 @@ Faults:
 """
 import contextlib
 import hashlib
-import shutil
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
