@@ -3,7 +3,8 @@
 - `GuardedExecute` replaces nbgrader's Execute at autograde: a cell that prints without end (megabytes, then
   gigabytes) is stopped once it has printed `max_output_bytes`, instead of filling the grader's memory; and
   each notebook's time is logged split into kernel start/stop and running the cells. Each kernel may use at most
-  `kernel_memory_limit` bytes of address space (a runaway allocation is a MemoryError in its cell).
+  `kernel_memory_limit` bytes of address space per process (a runaway allocation is a MemoryError in its cell) and,
+  as root, of memory for all its processes together (coursekit.sandbox's control group).
 - `DeduplicateCells` replaces nbgrader's DeduplicateIds at autograde: a student who copied a graded cell left
   nbgrader with an empty `nbgrader` metadata on the other copies, which its CheckCellMetadata takes for an old
   schema (SchemaTooOldError: the whole notebook goes ungraded). Here the other copies become plain cells.
@@ -54,9 +55,10 @@ class GuardedExecute(IntegrityChecks, Execute):
 
     kernel_memory_limit = Integer(
         4 * 1024**3,
-        help="Bytes of address space a grading kernel may use (Linux; 0: no limit). A student's loop that keeps "
-             "allocating gets a MemoryError in its own cell, instead of the grading machine running out of memory "
-             "and killing whatever process it picks (another student's kernel, the grader). The course's "
+        help="Bytes of memory a grading kernel may use (Linux; 0: no limit): per process, as address space (a "
+             "student's loop that keeps allocating gets a MemoryError in its own cell), and, as root, for all the "
+             "kernel's processes and the files in its tmpfs folders together (coursekit.cgroup: the out-of-memory "
+             "killer ends a process of that kernel, never another student's kernel or the grader). The course's "
              "notebooks use about 1.1 GB of address space (90 MB resident) when graded.",
     ).tag(config=True)
 
