@@ -1,6 +1,6 @@
 """What the grading sandbox and the integrity probes cost per notebook, measured side by side in one run.
 
-    .venv/bin/python benchmarks/sandbox_cost.py [--students 6] [--rounds 2] [ASSIGNMENT]
+    .venv/bin/python benchmarks/sandbox_cost.py [--students 6] [--rounds 2] [--starts 40] [ASSIGNMENT]
 
 Builds three copies of a course folder with the same submissions (correct ones and ones with a realistic wrong
 answer, from coursekit.submissions) and grades them with `coursekit grade --jobs 1`, in rounds that alternate the
@@ -8,7 +8,13 @@ three settings, so that drift in the machine's load is shared:
 
 - unprotected:  no sandbox, no probes (the grader before issue 11: --unsafe-no-sandbox, check_integrity=False);
 - sandbox:      the bubblewrap sandbox, no probes;
-- protected:    the sandbox and the integrity probes around every test cell (the default).
+- protected:    the sandbox and the integrity probes around every test cell (the default);
+- no-cgroup:    the same without the kernel's control group (c.SandboxProvisioner.control_group = False), to show
+                what the control group costs (as root; elsewhere there is none in either).
+
+Then, as a closer look at what starting a sandbox costs, `--starts` sandboxes that run `true`, alternating: the
+working folder as before issue 19 (a private copy of the notebook's folder on the host's disk, bound in), as now
+(an empty tmpfs), and as now with a control group (created, joined, removed).
 
 Prints, per setting: seconds per notebook (mean over every graded notebook), of which kernel start/stop and
 running the cells, CPU seconds per notebook (the grading processes, bubblewrap and the kernels, sampled), the ratio to the
@@ -35,6 +41,7 @@ SETTINGS = {
     "unprotected": COLD + "c.GuardedExecute.unsafe_no_sandbox = True\nc.GuardedExecute.check_integrity = False\n",
     "sandbox": COLD + "c.GuardedExecute.check_integrity = False\n",
     "protected": COLD,
+    "no-cgroup": COLD + "c.SandboxProvisioner.control_group = False\n",
 }
 
 
@@ -43,6 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("assignment", nargs="?", default="01-async-database")
     parser.add_argument("--students", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--starts", type=int, default=40, help="sandbox starts per way (0: none)")
     args = parser.parse_args(argv)
 
     correct = subs.correct_submission(args.assignment)
@@ -100,10 +108,57 @@ def main(argv=None) -> int:
         per_cpu = cpu[name] / graded
         print(f"{name:12} {mean:10.2f} {statistics.fmean(kernel[name]):7.2f} {statistics.fmean(cells[name]):7.2f} "
               f"{per_cpu:7.2f} {mean / base:10.3f} {per_cpu / base_cpu:9.3f}")
-    same = scores["unprotected"] == scores["sandbox"] == scores["protected"]
+    same = all(scores[name] == scores["unprotected"] for name in SETTINGS)
     cells_total = sum(len(s) for s in scores["protected"].values())
-    print(f"Same score in all three for every test cell ({cells_total} cells): {'yes' if same else 'NO'}")
+    print(f"Same score in all settings for every test cell ({cells_total} cells): {'yes' if same else 'NO'}")
+    if args.starts:
+        sandbox_starts(courses["protected"] / "submitted" / "student-00" / args.assignment, args.starts)
     return 0 if same else 1
+
+
+def sandbox_starts(notebook_folder: Path, starts: int) -> None:
+    """Milliseconds to start and end a sandbox that runs `true`, three ways (see the module's docstring)."""
+    import shutil
+    import subprocess
+
+    from coursekit import cgroup, sandbox
+    folder = str(notebook_folder.resolve())
+    size = 512 * 1024**2
+    limits = sandbox.resource_limits(4 * 1024**3, 1024, 1024**3)
+
+    def copied():
+        private = Path(tempfile.mkdtemp(prefix="sandbox-cost-copy-"))
+        shutil.copytree(folder, private / "work", symlinks=True)
+        subprocess.run(sandbox.limited(sandbox.sandbox_command(["true"], binds=[(str(private / "work"), folder)],
+                                                               cwd=folder), limits), check=True)
+        shutil.rmtree(private)
+
+    def tmpfs():
+        subprocess.run(sandbox.limited(sandbox.sandbox_command(["true"], binds=[], cwd=folder, work_size=size),
+                                       limits), check=True)
+
+    def tmpfs_and_cgroup():
+        group = cgroup.KernelGroup.create(4 * 1024**3, 1024)
+        subprocess.run(group.joined(sandbox.limited(sandbox.sandbox_command(["true"], binds=[], cwd=folder,
+                                                                            work_size=size), limits)), check=True)
+        group.remove()
+
+    ways = {"copied folder (before)": copied, "tmpfs": tmpfs}
+    hierarchy, reason = cgroup.available()
+    if hierarchy is not None:
+        ways["tmpfs + cgroup"] = tmpfs_and_cgroup
+    else:
+        print(f"(no control group here: {reason})")
+    times = {name: [] for name in ways}
+    for _ in range(starts):
+        for name, start in ways.items():
+            began = time.perf_counter()
+            start()
+            times[name].append(time.perf_counter() - began)
+    print(f"Starting and ending a sandbox that runs `true` ({starts} times each, alternating; "
+          f"the notebook folder holds {sum(f.stat().st_size for f in notebook_folder.rglob('*') if f.is_file()) // 1024} KiB):")
+    for name, values in times.items():
+        print(f"  {name:24} median {statistics.median(values) * 1000:6.1f} ms, mean {statistics.fmean(values) * 1000:6.1f} ms")
 
 
 if __name__ == "__main__":

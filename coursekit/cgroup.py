@@ -48,14 +48,15 @@ def available() -> tuple["Hierarchy | None", str | None]:
     return _found[0]
 
 
-def _detect() -> tuple["Hierarchy | None", str | None]:
-    if not os.path.exists("/proc/self/cgroup"):
+def _detect(proc: Path = Path("/proc/self")) -> tuple["Hierarchy | None", str | None]:
+    """proc: where this process's `mounts` and `cgroup` are (a test gives others)."""
+    if not (proc / "cgroup").exists():
         return None, "no control groups here (not Linux)"
     if os.geteuid() != 0:
         return None, "creating control groups needs root"
-    mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+    mounts = [line.split() for line in (proc / "mounts").read_text().splitlines()]
     own = {}  # controller (or "" for v2) -> the grader's own group
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
+    for line in (proc / "cgroup").read_text().splitlines():
         number, controllers, path = line.split(":", 2)
         for controller in controllers.split(",") if controllers else [""]:
             own[controller] = path
@@ -176,6 +177,7 @@ class KernelGroup:
 
 def _remove(folders: list[Path], timeout: float = 10) -> None:
     give_up = time.monotonic() + timeout
+    pause = 0.0005  # the sandbox's init is often still ending when bubblewrap has: a short wait is enough
     for folder in folders:
         while folder.exists():
             try:
@@ -196,7 +198,8 @@ def _remove(folders: list[Path], timeout: float = 10) -> None:
             except OSError:  # EBUSY: processes still ending
                 if time.monotonic() > give_up:
                     break
-                time.sleep(0.01)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
 
 def remove_abandoned(hierarchy: Hierarchy) -> None:

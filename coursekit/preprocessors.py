@@ -29,6 +29,7 @@ except ImportError:
     resource = None
 
 import nbformat
+from jupyter_core.utils import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
@@ -41,6 +42,8 @@ from .outcomes import CellChange, ChangeKind, Problem, ProblemKind, Timing, repo
 
 OUTPUT_CUT_NOTE = ("[grader] This cell printed more than {limit} of output: the rest was dropped and the cell "
                    "was stopped.\n")
+OUT_OF_MEMORY_NOTE = ("[grader] While this cell ran, the kernel's processes together reached its memory limit "
+                      "({limit}, files in its folder and /tmp included): {killed} of them were ended.\n")
 
 
 class GuardedExecute(IntegrityChecks, Execute):
@@ -140,6 +143,22 @@ class GuardedExecute(IntegrityChecks, Execute):
             return
         limit = self.kernel_memory_limit
         resource.prlimit(process.pid, resource.RLIMIT_AS, (limit, limit))
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        """A process of the kernel that the out-of-memory killer ended while the cell ran (the sandbox's control
+        group counts them) is said in the cell, for the student; the sandbox reports it to the instructor."""
+        provisioner = getattr(self.km, "provisioner", None)
+        if not isinstance(provisioner, sandbox.SandboxProvisioner):
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        before = provisioner.out_of_memory_kills()
+        cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        if killed := provisioner.out_of_memory_kills() - before:
+            limit = f"{self.kernel_memory_limit / 1024**3:.3g} GiB"
+            cell.outputs.insert(0, NotebookNode(output_type="stream", name="stdout",
+                                                text=OUT_OF_MEMORY_NOTE.format(limit=limit, killed=killed)))
+        return cell
+
+    execute_cell = run_sync(async_execute_cell)  # nbclient binds execute_cell to its own coroutine function
 
     def start_new_kernel_client(self):
         started = time.perf_counter()

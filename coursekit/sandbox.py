@@ -406,6 +406,10 @@ class SandboxProvisioner(LocalProvisioner):
             os.close(self._slot)  # releases the lock: the uid is free for the next kernel
             self._slot = None
 
+    def out_of_memory_kills(self) -> int:
+        """How many of the kernel's processes the out-of-memory killer has ended so far (0 without a group)."""
+        return self._group.oom_kills() if self._group is not None else 0
+
     def _report_memory(self, group: "cgroup.KernelGroup") -> None:
         """A kernel whose processes the out-of-memory killer ended is reported as out of memory, not as a kernel
         that died for no reason (coursekit.diagnosis puts this first)."""

@@ -254,6 +254,8 @@ def test_all_processes_of_a_kernel_together_stay_within_its_memory_limit(limited
     text, _ = printed(limited_class["course"], "children-hold-memory")
     codes = eval(text.split("ATTACK children's exit codes:")[1].strip().splitlines()[0])  # noqa: S307 (our own print)
     assert -9 in codes, f"no child was killed: {codes}"  # the out-of-memory killer, inside the group
+    # the student reads it in the cell (the instructor in the report, below)
+    assert f"the kernel's processes together reached its memory limit (2 GiB" in text, text
     for student in ("children-hold-memory", "memory-and-files"):
         assert student in peaks, peaks
         assert 0.95 * MEMORY_LIMIT <= peaks[student] <= MEMORY_LIMIT, (student, peaks[student] / 2**20)
@@ -371,3 +373,42 @@ def test_without_control_groups_the_sandbox_says_why_once_and_keeps_per_process_
     assert len(said) == 1 and "creating control groups needs root" in said[0] and "per process" in said[0]
     limits = commands[0]._limits()
     assert limits["RLIMIT_AS"] == commands[0].memory_limit and limits["RLIMIT_NPROC"] == commands[0].max_processes
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="control groups are only made as root")
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_hierarchy_is_detected_at_run_time(tmp_path, version):
+    """A host with cgroup v1 hierarchies (here, beside an empty v2 one) or with v2 alone, as /proc describes it;
+    folders stand in for the cgroup file systems, and the limits go into the files each version has."""
+    proc, v1, v2 = tmp_path / "proc", tmp_path / "v1", tmp_path / "v2"
+    proc.mkdir()
+    (v2 / "grader").mkdir(parents=True)
+    (v2 / "cgroup.subtree_control").write_text("")
+    if version == 1:
+        (v1 / "memory" / "grader").mkdir(parents=True)
+        (v1 / "pids").mkdir()
+        (v2 / "cgroup.controllers").write_text("")  # its controllers are bound to the v1 hierarchies
+        (proc / "mounts").write_text(f"cgroup {v1}/memory cgroup rw,relatime,memory 0 0\n"
+                                     f"cgroup {v1}/pids cgroup rw,relatime,pids 0 0\n"
+                                     f"cgroup2 {v2} cgroup2 rw,relatime 0 0\n")
+        (proc / "cgroup").write_text("8:pids:/\n4:memory:/grader\n0::/\n")
+    else:
+        (v2 / "cgroup.controllers").write_text("cpu io memory pids\n")
+        (v2 / "coursekit").mkdir()  # a cgroup file system gives a new group this file itself
+        (v2 / "coursekit" / "cgroup.subtree_control").write_text("")
+        (proc / "mounts").write_text(f"cgroup2 {v2} cgroup2 rw,nosuid,nodev,noexec,relatime 0 0\n")
+        (proc / "cgroup").write_text("0::/grader\n")
+    hierarchy, reason = cgroup._detect(proc)
+    assert reason is None and hierarchy.version == version
+    if version == 1:  # under the grader's own group, in each hierarchy
+        assert hierarchy.parents == {"memory": v1 / "memory" / "grader" / "coursekit", "pids": v1 / "pids" / "coursekit"}
+    else:  # at the root, with memory and pids enabled for the children
+        assert hierarchy.parents == {"unified": v2 / "coursekit"}
+        assert (v2 / "cgroup.subtree_control").read_text() == "+memory +pids"
+        assert (v2 / "coursekit" / "cgroup.subtree_control").read_text() == "+memory +pids"
+    assert all(parent.is_dir() for parent in hierarchy.parents.values())
+
+    (proc / "mounts").write_text(f"cgroup2 {v2} cgroup2 rw 0 0\n")
+    (v2 / "cgroup.controllers").write_text("cpu io\n")
+    assert cgroup._detect(proc) == (None, "no cgroup v1 memory hierarchy and no cgroup v2 hierarchy with the "
+                                          "memory controller")
