@@ -116,7 +116,11 @@ class KernelGroup:
         group = cls(hierarchy, {c: parent / name for c, parent in hierarchy.parents.items()})
         try:
             for folder in group.folders.values():
-                folder.mkdir()
+                try:
+                    folder.mkdir()
+                except FileNotFoundError:  # v1: the last kernel of another grader just removed the parent
+                    folder.parent.mkdir(exist_ok=True)
+                    folder.mkdir()
             if hierarchy.version == 1:
                 memory_folder = group.folders["memory"]
                 if memory > 0:
@@ -171,8 +175,15 @@ class KernelGroup:
         return int(fields.get("oom_kill", 0))
 
     def remove(self) -> None:
-        """Kill what is left in the group, then remove it."""
+        """Kill what is left in the group, then remove it (v1: and the parent once empty, so that the grader's own
+        group, which another program manages, keeps no folder of ours)."""
         _remove(list(self.folders.values()))
+        if self.hierarchy.version == 1:
+            for folder in self.folders.values():
+                try:
+                    folder.parent.rmdir()
+                except OSError:  # another kernel's group is in it
+                    pass
 
 
 def _remove(folders: list[Path], timeout: float = 10) -> None:
@@ -205,7 +216,11 @@ def _remove(folders: list[Path], timeout: float = 10) -> None:
 def remove_abandoned(hierarchy: Hierarchy) -> None:
     """Groups whose grader is gone (killed: it never cleaned up), with whatever still runs in them."""
     for parent in hierarchy.parents.values():
-        for folder in parent.iterdir():
+        try:
+            groups = list(parent.iterdir())
+        except FileNotFoundError:  # v1: removed with the last group
+            continue
+        for folder in groups:
             if not folder.is_dir():
                 continue
             try:

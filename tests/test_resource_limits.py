@@ -157,7 +157,11 @@ class Watcher:
         parent = self._memory_folder()
         if parent is None:
             return
-        for group in parent.iterdir():
+        try:
+            groups = list(parent.iterdir())
+        except FileNotFoundError:  # v1: removed with the last group
+            return
+        for group in groups:
             if not group.is_dir():
                 continue
             try:
