@@ -18,7 +18,7 @@ working folder as before issue 19 (a private copy of the notebook's folder on th
 
 Prints, per setting: seconds per notebook (mean over every graded notebook), of which kernel start/stop and
 running the cells, CPU seconds per notebook (the grading processes, bubblewrap and the kernels, sampled), the ratio to the
-unprotected run, and whether every test cell got the same score in all three. Not a test: figures depend on the
+unprotected run, and whether every test cell got the same score in every setting. Not a test: figures depend on the
 machine and its load.
 """
 import argparse
@@ -35,7 +35,7 @@ from coursekit.grading import Grading, grade_assignment
 from coursekit.testing import make_course_folder
 from grade_class import PeakMemory  # benchmarks/, beside this script
 
-# Cold kernels in all three: this measures what protection costs; benchmarks/grade_class.py measures warm kernels.
+# Cold kernels in all four: this measures what protection costs; benchmarks/grade_class.py measures warm kernels.
 COLD = "c.GuardedExecute.warm_kernels = False\n"
 SETTINGS = {
     "unprotected": COLD + "c.GuardedExecute.unsafe_no_sandbox = True\nc.GuardedExecute.check_integrity = False\n",

@@ -163,7 +163,10 @@ class GuardedExecute(IntegrityChecks, Execute):
     def start_new_kernel_client(self):
         started = time.perf_counter()
         try:
-            return super().start_new_kernel_client()
+            result = super().start_new_kernel_client()  # returns once the kernel is ready
+            if isinstance(getattr(self.km, "provisioner", None), sandbox.SandboxProvisioner):
+                self.km.provisioner.seal_connection_folder()  # before any cell runs
+            return result
         finally:
             self._kernel_seconds += time.perf_counter() - started
 

@@ -406,6 +406,20 @@ class SandboxProvisioner(LocalProvisioner):
             os.close(self._slot)  # releases the lock: the uid is free for the next kernel
             self._slot = None
 
+    def seal_connection_folder(self) -> None:
+        """Once the kernel is ready (its sockets are bound), its connection folder, the one folder of the host's
+        disk it could write to, becomes root's again: student code, which runs only after this, cannot fill the
+        host's disk through it. (As an ordinary user the folder stays the kernel's: it is yours too.)"""
+        if self._folder is None or os.geteuid() != 0:
+            return
+        connection = self._folder / "connection"
+        for path in [*connection.iterdir(), connection]:
+            if path.is_file() and not path.is_symlink():
+                os.chown(path, 0, 0)
+                os.chmod(path, 0o644)
+        os.chown(connection, 0, 0, follow_symlinks=False)
+        os.chmod(connection, 0o755)
+
     def out_of_memory_kills(self) -> int:
         """How many of the kernel's processes the out-of-memory killer has ended so far (0 without a group)."""
         return self._group.oom_kills() if self._group is not None else 0

@@ -36,10 +36,12 @@ c.SandboxProvisioner.work_size = {WORK_SIZE}
 c.SandboxProvisioner.tmp_size = {TMP_SIZE}
 """
 
-# Three 1 GiB files into the working folder (the notebook's folder), then three into /tmp: the first stops at the
-# folder's size; the second fails in the cell with the error.
+# Files into the folder of the kernel's connection file (the one folder of the host it sees) and into the
+# connection file itself; three 1 GiB files into the working folder (the notebook's folder), then three into /tmp:
+# the working folder stops at its size; /tmp fails in the cell with the error.
 FILLS_THE_DISK = """
     import os
+    from ipykernel.kernelapp import IPKernelApp
     written = {}
     def fill(folder):
         chunk = b"x" * (16 * 1024**2)
@@ -50,6 +52,14 @@ FILLS_THE_DISK = """
                     file.write(chunk)
                     file.flush()
                     written[folder] += len(chunk)
+    connection_file = IPKernelApp.instance().connection_file
+    for what, action in (("connection folder", lambda: fill(os.path.dirname(connection_file))),
+                         ("connection file", lambda: open(connection_file, "ab").write(b"x" * 2**20))):
+        try:
+            action()
+            print(f"ATTACK {what}: written")
+        except OSError as error:
+            print(f"ATTACK {what}: {type(error).__name__}")
     try:
         fill(".")
     except OSError as error:
@@ -241,6 +251,7 @@ def test_writing_3_gib_stops_at_the_folders_size_with_an_error_in_the_cell(limit
     text, errors = printed(limited_class["course"], "fills-the-disk")
     stopped = [line for line in text.splitlines() if line.startswith("ATTACK working folder: stopped")]
     assert stopped and stopped[0].endswith("No space left on device"), text
+    assert "ATTACK connection folder: PermissionError" in text and "ATTACK connection file: PermissionError" in text
     assert int(stopped[0].split("after ")[1].split()[0]) <= WORK_SIZE // 2**20
     assert [e["ename"] for e in errors] == ["OSError"] and "No space left on device" in errors[0]["evalue"]
     assert set(limited_class["results"]["fills-the-disk"].scores.values()) == {0.0}
