@@ -1,10 +1,10 @@
 """What the grading sandbox and the integrity probes cost per notebook, measured side by side in one run.
 
-    .venv/bin/python benchmarks/sandbox_cost.py [--students 6] [--rounds 2] [--starts 40] [ASSIGNMENT]
+    .venv/bin/python benchmarks/sandbox_cost.py [--students 6] [--rounds 2] [--starts 40] [--warm] [ASSIGNMENT]
 
-Builds three copies of a course folder with the same submissions (correct ones and ones with a realistic wrong
-answer, from coursekit.submissions) and grades them with `coursekit grade --jobs 1`, in rounds that alternate the
-three settings, so that drift in the machine's load is shared:
+Builds a copy of a course folder per setting with the same submissions (correct ones and ones with a realistic wrong
+answer, from coursekit.submissions) and grades them with `coursekit grade --jobs 1` (cold kernels; --warm: warm ones
+where there is a sandbox), in rounds that alternate the settings, so that drift in the machine's load is shared:
 
 - unprotected:  no sandbox, no probes (the grader before issue 11: --unsafe-no-sandbox, check_integrity=False);
 - sandbox:      the bubblewrap sandbox, no probes;
@@ -18,7 +18,7 @@ working folder as before issue 19 (a private copy of the notebook's folder on th
 
 Prints, per setting: seconds per notebook (mean over every graded notebook), of which kernel start/stop and
 running the cells, CPU seconds per notebook (the grading processes, bubblewrap and the kernels, sampled), the ratio to the
-unprotected run, and whether every test cell got the same score in every setting. Not a test: figures depend on the
+unprotected run (or to the first of --only), and whether every test cell got the same score in every setting. Not a test: figures depend on the
 machine and its load.
 """
 import argparse
@@ -51,7 +51,12 @@ def main(argv=None) -> int:
     parser.add_argument("--students", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--starts", type=int, default=40, help="sandbox starts per way (0: none)")
+    parser.add_argument("--warm", action="store_true", help="warm kernels where there is a sandbox (the default of "
+                                                            "grading); unprotected kernels are cold all the same")
+    parser.add_argument("--only", help="comma-separated settings to run (the first is the base of the ratios)")
     args = parser.parse_args(argv)
+    chosen = args.only.split(",") if args.only else list(SETTINGS)
+    settings = {name: SETTINGS[name].replace(COLD, "") if args.warm else SETTINGS[name] for name in chosen}
 
     correct = subs.correct_submission(args.assignment)
     answers = subs.solution_answers(args.assignment)
@@ -67,7 +72,7 @@ def main(argv=None) -> int:
 
     root = Path(tempfile.mkdtemp(prefix="sandbox-cost-"))
     courses = {}
-    for name, config in SETTINGS.items():
+    for name, config in settings.items():
         course = make_course_folder(root / name, [args.assignment])
         with (course / "nbgrader_config.py").open("a") as file:
             file.write("\n# benchmarks/sandbox_cost.py\n" + config)
@@ -75,11 +80,11 @@ def main(argv=None) -> int:
             subs.write_submission(course, student, args.assignment, notebook)
         courses[name] = course
 
-    seconds = {name: [] for name in SETTINGS}
-    kernel = {name: [] for name in SETTINGS}
-    cells = {name: [] for name in SETTINGS}
-    cpu = {name: 0.0 for name in SETTINGS}
-    scores = {name: {} for name in SETTINGS}
+    seconds = {name: [] for name in settings}
+    kernel = {name: [] for name in settings}
+    cells = {name: [] for name in settings}
+    cpu = {name: 0.0 for name in settings}
+    scores = {name: {} for name in settings}
     for round_ in range(args.rounds):
         for name, course in courses.items():
             # CPU of the workers, bubblewrap and kernels, sampled: getrusage(RUSAGE_CHILDREN) would miss the
@@ -98,21 +103,22 @@ def main(argv=None) -> int:
             print(f"round {round_ + 1}: {name} done", file=sys.stderr)
 
     graded = args.students * args.rounds
-    base = statistics.fmean(seconds["unprotected"])
-    base_cpu = cpu["unprotected"] / graded
+    base = statistics.fmean(seconds[chosen[0]])
+    base_cpu = cpu[chosen[0]] / graded
     print(f"{args.assignment}: {args.students} submissions x {args.rounds} rounds per setting, 1 job, "
+          f"{'warm' if args.warm else 'cold'} kernels, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     print(f"{'setting':12} {'s/notebook':>10} {'kernel':>7} {'cells':>7} {'CPU s':>7} {'wall ratio':>10} {'CPU ratio':>9}")
-    for name in SETTINGS:
+    for name in settings:
         mean = statistics.fmean(seconds[name])
         per_cpu = cpu[name] / graded
         print(f"{name:12} {mean:10.2f} {statistics.fmean(kernel[name]):7.2f} {statistics.fmean(cells[name]):7.2f} "
               f"{per_cpu:7.2f} {mean / base:10.3f} {per_cpu / base_cpu:9.3f}")
-    same = all(scores[name] == scores["unprotected"] for name in SETTINGS)
-    cells_total = sum(len(s) for s in scores["protected"].values())
+    same = all(scores[name] == scores[chosen[0]] for name in settings)
+    cells_total = sum(len(s) for s in scores[chosen[0]].values())
     print(f"Same score in all settings for every test cell ({cells_total} cells): {'yes' if same else 'NO'}")
     if args.starts:
-        sandbox_starts(courses["protected"] / "submitted" / "student-00" / args.assignment, args.starts)
+        sandbox_starts(courses[chosen[0]] / "submitted" / "student-00" / args.assignment, args.starts)
     return 0 if same else 1
 
 

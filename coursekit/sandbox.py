@@ -10,7 +10,8 @@ Debian's `bubblewrap` package) and sees:
 - a filesystem made of the Python environment and the system's libraries, read-only; as the folder its notebook
   runs in (the path of autograded/<student>/<assignment>/), an empty, size-limited tmpfs: nothing of the student's
   folder enters (nbclient sends the cells; files beside the notebook, symlinks above all, stay out); a private,
-  size-limited /tmp; and the folder that holds its connection file and sockets. The gradebook, source/, the other
+  size-limited /tmp; and the folder that holds its connection file and sockets (root's again once the kernel is
+  ready: `seal_connection_folder`, called by GuardedExecute before any cell runs). The gradebook, source/, the other
   students' files, the grader's home and the rest of the host are not there, and nothing it writes reaches the
   host's disk;
 - its own process namespace: when the kernel ends, every process it started ends with it;
