@@ -17,9 +17,9 @@ working folder as before issue 19 (a private copy of the notebook's folder on th
 (an empty tmpfs), and as now with a control group (created, joined, removed).
 
 Prints, per setting: seconds per notebook (mean over every graded notebook), of which kernel start/stop and
-running the cells, CPU seconds per notebook (the grading processes, bubblewrap and the kernels, sampled), the ratio to the
-unprotected run (or to the first of --only), and whether every test cell got the same score in every setting. Not a test: figures depend on the
-machine and its load.
+running the cells, CPU seconds per notebook (the grading processes, bubblewrap and the kernels, sampled), the ratio
+to the unprotected run (or to the first of --only), and whether every test cell got the same score in every setting.
+Not a test: figures depend on the machine and its load.
 """
 import argparse
 import statistics
@@ -161,10 +161,12 @@ def sandbox_starts(notebook_folder: Path, starts: int) -> None:
             began = time.perf_counter()
             start()
             times[name].append(time.perf_counter() - began)
+    folder_bytes = sum(f.stat().st_size for f in notebook_folder.rglob("*") if f.is_file())
     print(f"Starting and ending a sandbox that runs `true` ({starts} times each, alternating; "
-          f"the notebook folder holds {sum(f.stat().st_size for f in notebook_folder.rglob('*') if f.is_file()) // 1024} KiB):")
+          f"the notebook folder holds {folder_bytes // 1024} KiB):")
     for name, values in times.items():
-        print(f"  {name:24} median {statistics.median(values) * 1000:6.1f} ms, mean {statistics.fmean(values) * 1000:6.1f} ms")
+        median, mean = statistics.median(values) * 1000, statistics.fmean(values) * 1000
+        print(f"  {name:24} median {median:6.1f} ms, mean {mean:6.1f} ms")
 
 
 if __name__ == "__main__":

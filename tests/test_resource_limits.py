@@ -416,7 +416,8 @@ def test_the_hierarchy_is_detected_at_run_time(tmp_path, version):
     hierarchy, reason = cgroup._detect(proc)
     assert reason is None and hierarchy.version == version
     if version == 1:  # under the grader's own group, in each hierarchy
-        assert hierarchy.parents == {"memory": v1 / "memory" / "grader" / "coursekit", "pids": v1 / "pids" / "coursekit"}
+        assert hierarchy.parents == {"memory": v1 / "memory" / "grader" / "coursekit",
+                                     "pids": v1 / "pids" / "coursekit"}
     else:  # at the root, with memory and pids enabled for the children
         assert hierarchy.parents == {"unified": v2 / "coursekit"}
         assert (v2 / "cgroup.subtree_control").read_text() == "+memory +pids"
