@@ -13,6 +13,7 @@ import os
 import tempfile
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,7 @@ class Watcher:
         self.course, self.hierarchy = course, hierarchy
         self.peaks: dict[str, int] = {}  # student -> the highest peak of the student's kernel groups
         self.students: dict[str, str] = {}  # group folder -> student
+        self.seen: dict[str, tuple[float, float]] = {}  # student -> when the first and last sample saw its group
         self.disk = 0  # the most bytes autograded/ and the sandboxes' host-side folders held at once
         self.running = True
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -156,7 +158,6 @@ class Watcher:
         return self.hierarchy.parents["memory" if self.hierarchy.version == 1 else "unified"]
 
     def _run(self):
-        import time
         while self.running:
             self._sample()
             time.sleep(0.1)
@@ -183,6 +184,7 @@ class Watcher:
             if student:
                 self.students[str(group)] = student
                 self.peaks[student] = max(self.peaks.get(student, 0), peak)
+                self.seen[student] = (self.seen.get(student, (time.monotonic(),))[0], time.monotonic())
 
     def _student(self, group: Path) -> str | None:
         """The student whose notebook the group's sandbox runs: from bubblewrap's --chdir <course>/autograded/..."""
@@ -218,9 +220,12 @@ def limited_class(request, tmp_path_factory):
         subs.write_submission(course, student, ASSIGNMENT, notebook)
     hierarchy, _ = cgroup.available()
     watcher = Watcher(course, hierarchy)
+    # One worker takes the longest attack; the other grades the honest students and the other attacks meanwhile.
+    order = ["children-hold-memory", "honest-1", "memory-and-files", "honest-sqlite", "fills-the-disk"]
     try:
         results = {r.student: r for r in grade_assignment(
-            course, ASSIGNMENT, settings=Grading(jobs=2, cell_timeout=60, warm_kernels=request.param == "warm"))}
+            course, ASSIGNMENT, students=order,
+            settings=Grading(jobs=2, cell_timeout=60, warm_kernels=request.param == "warm"))}
     finally:
         watcher.stop()
     return {"course": course, "results": results, "watcher": watcher, "kernels": request.param}
@@ -278,8 +283,12 @@ def test_all_processes_of_a_kernel_together_stay_within_its_memory_limit(limited
         assert problem is not None and problem.kind is ProblemKind.OUT_OF_MEMORY, problem
         assert "memory limit" in str(problem)
         assert set(limited_class["results"][student].scores.values()) == {0.0}
+    seen = limited_class["watcher"].seen
     for student in ("honest-1", "honest-sqlite"):  # their own groups, far from any limit
         assert peaks[student] < MEMORY_LIMIT / 2, peaks
+        # graded while the children's attack held the memory of its group
+        (began, ended), (attack_began, attack_ended) = seen[student], seen["children-hold-memory"]
+        assert began < attack_ended and attack_began < ended, seen
 
 
 def test_every_kernel_group_is_removed_when_its_kernel_ends(limited_class):
@@ -340,7 +349,6 @@ def test_the_groups_of_a_killed_grader_are_emptied_and_removed_by_the_next_kerne
     import signal
     import subprocess
     import sys
-    import time
 
     import psutil
     needs_control_groups()
