@@ -120,13 +120,16 @@ def choose(*candidates: Problem | list[Problem] | None) -> Problem | None:
 
 def classify(reported: list[Problem], failure: BaseException | None, graded_notebooks) -> Problem | None:
     """The one problem of a graded submission, in order of precedence: tampering with grading (reported by the
-    course's integrity checks), then the exception nbgrader stopped on, then what the preprocessors reported (output
-    cut), then cells that were interrupted or ran out of memory. Problems for review (FOR_REVIEW) are not among
-    them: they go to `reviews`."""
+    course's integrity checks), then a kernel whose processes ran out of memory (reported by the sandbox: the
+    out-of-memory killer is why a kernel died, if it did), then the exception nbgrader stopped on, then what the
+    preprocessors reported (output cut), then cells that were interrupted or ran out of memory. Problems for review
+    (FOR_REVIEW) are not among them: they go to `reviews`."""
+    first = (ProblemKind.TAMPERED, ProblemKind.OUT_OF_MEMORY)
     return choose(
         [p for p in reported if p.kind is ProblemKind.TAMPERED],
+        [p for p in reported if p.kind is ProblemKind.OUT_OF_MEMORY],
         from_exception(failure) if failure is not None else None,
-        [p for p in reported if p.kind is not ProblemKind.TAMPERED and p.kind not in FOR_REVIEW],
+        [p for p in reported if p.kind not in first and p.kind not in FOR_REVIEW],
         from_graded_cells(graded_notebooks),
     )
 

@@ -3,7 +3,8 @@
 - `GuardedExecute` replaces nbgrader's Execute at autograde: a cell that prints without end (megabytes, then
   gigabytes) is stopped once it has printed `max_output_bytes`, instead of filling the grader's memory; and
   each notebook's time is logged split into kernel start/stop and running the cells. Each kernel may use at most
-  `kernel_memory_limit` bytes of address space (a runaway allocation is a MemoryError in its cell).
+  `kernel_memory_limit` bytes of address space per process (a runaway allocation is a MemoryError in its cell) and,
+  as root, of memory for all its processes together (coursekit.sandbox's control group).
 - `DeduplicateCells` replaces nbgrader's DeduplicateIds at autograde: a student who copied a graded cell left
   nbgrader with an empty `nbgrader` metadata on the other copies, which its CheckCellMetadata takes for an old
   schema (SchemaTooOldError: the whole notebook goes ungraded). Here the other copies become plain cells.
@@ -27,6 +28,7 @@ except ImportError:
     resource = None
 
 import nbformat
+from jupyter_core.utils import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
@@ -41,6 +43,8 @@ from .outcomes import CellChange, ChangeKind, Problem, ProblemKind, Timing, repo
 
 OUTPUT_CUT_NOTE = ("[grader] This cell printed more than {limit} of output: the rest was dropped and the cell "
                    "was stopped.\n")
+OUT_OF_MEMORY_NOTE = ("[grader] While this cell ran, the kernel's processes together reached its memory limit "
+                      "({limit}, files in its folder and /tmp included): {killed} of them were ended.\n")
 
 
 class GuardedExecute(IntegrityChecks, Execute):
@@ -55,9 +59,10 @@ class GuardedExecute(IntegrityChecks, Execute):
 
     kernel_memory_limit = Integer(
         4 * 1024**3,
-        help="Bytes of address space a grading kernel may use (Linux; 0: no limit). A student's loop that keeps "
-             "allocating gets a MemoryError in its own cell, instead of the grading machine running out of memory "
-             "and killing whatever process it picks (another student's kernel, the grader). The course's "
+        help="Bytes of memory a grading kernel may use (Linux; 0: no limit): per process, as address space (a "
+             "student's loop that keeps allocating gets a MemoryError in its own cell), and, as root, for all the "
+             "kernel's processes and the files in its tmpfs folders together (coursekit.cgroup: the out-of-memory "
+             "killer ends a process of that kernel, never another student's kernel or the grader). The course's "
              "notebooks use about 1.1 GB of address space (90 MB resident) when graded.",
     ).tag(config=True)
 
@@ -140,10 +145,29 @@ class GuardedExecute(IntegrityChecks, Execute):
         limit = self.kernel_memory_limit
         resource.prlimit(process.pid, resource.RLIMIT_AS, (limit, limit))
 
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        """A process of the kernel that the out-of-memory killer ended while the cell ran (the sandbox's control
+        group counts them) is said in the cell, for the student; the sandbox reports it to the instructor."""
+        provisioner = getattr(self.km, "provisioner", None)
+        if not isinstance(provisioner, sandbox.SandboxProvisioner):
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        before = provisioner.out_of_memory_kills()
+        cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        if killed := provisioner.out_of_memory_kills() - before:
+            limit = f"{self.kernel_memory_limit / 1024**3:.3g} GiB"
+            cell.outputs.insert(0, NotebookNode(output_type="stream", name="stdout",
+                                                text=OUT_OF_MEMORY_NOTE.format(limit=limit, killed=killed)))
+        return cell
+
+    execute_cell = run_sync(async_execute_cell)  # nbclient binds execute_cell to its own coroutine function
+
     def start_new_kernel_client(self):
         started = time.perf_counter()
         try:
-            return super().start_new_kernel_client()
+            result = super().start_new_kernel_client()  # returns once the kernel is ready
+            if isinstance(getattr(self.km, "provisioner", None), sandbox.SandboxProvisioner):
+                self.km.provisioner.seal_connection_folder()  # before any cell runs
+            return result
         finally:
             self._kernel_seconds += time.perf_counter() - started
 

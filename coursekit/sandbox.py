@@ -7,18 +7,24 @@ Debian's `bubblewrap` package) and sees:
 
 - no network: a network namespace of its own, with nothing in it but its own loopback (the host's 127.0.0.1
   is not reachable);
-- a filesystem made of the Python environment and the system's libraries, read-only; a private, writable copy of
-  the folder its notebook runs in (the student's own autograded/<student>/<assignment>/, copied at start and
-  thrown away at the end); a private /tmp; and the folder that holds its connection file and sockets. The
-  gradebook, source/, the other students' files, the grader's home and the rest of the host are not there;
+- a filesystem made of the Python environment and the system's libraries, read-only; as the folder its notebook
+  runs in (the path of autograded/<student>/<assignment>/), an empty, size-limited tmpfs: nothing of the student's
+  folder enters (nbclient sends the cells; files beside the notebook, symlinks above all, stay out); a private,
+  size-limited /tmp; and the folder that holds its connection file and sockets (root's again once the kernel is
+  ready: `seal_connection_folder`, called by GuardedExecute before any cell runs). The gradebook, source/, the other
+  students' files, the grader's home and the rest of the host are not there, and nothing it writes reaches the
+  host's disk;
 - its own process namespace: when the kernel ends, every process it started ends with it;
 - as root (CI, a grading server): an unprivileged uid of its own, `first_uid` + n for the n-th kernel running at
   the same moment (a lock file per n, coursekit.uid_slots), with no capabilities and no way to gain any. Its own uid means its own
   process quota (`max_processes`): a fork bomb cannot stop a classmate's kernel, graded at the same time, from
   starting threads. As an ordinary user, bubblewrap cannot switch to another user: the kernel
   runs as your user in a user namespace, still without your files or the network;
-- the limits: `memory_limit` bytes of address space, `max_processes` processes for the sandbox user,
-  `max_file_size` per file, `tmp_size` bytes of /tmp.
+- the limits: as root, a control group of its own (coursekit.cgroup): all its processes together, and the files in
+  its tmpfs folders, hold at most `memory_limit` bytes of memory, and at most `max_processes` processes and threads.
+  Per process as well (and only these where no control group can be made): `memory_limit` bytes of address space,
+  `max_processes` processes for the sandbox user, `max_file_size` per file. `tmp_size` bytes of /tmp, `work_size`
+  bytes of the working folder.
 
 The kernel talks to the grader over Unix sockets (ZeroMQ's ipc transport) in a private folder, since no TCP port
 of the host is reachable from inside. `coursekit.preprocessors.GuardedExecute` selects this provisioner for the
@@ -38,7 +44,8 @@ import psutil
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Bool, Integer, List, Unicode
 
-from . import warm
+from . import cgroup, warm
+from .outcomes import Problem, ProblemKind, report
 from .uid_slots import claim as claim_uid_slot
 
 PROVISIONER_NAME = "coursekit-sandbox"  # the entry point in pyproject.toml
@@ -67,6 +74,7 @@ def bwrap() -> str | None:
 
 
 _checked: dict[tuple, str | None] = {}
+_group_unavailable_logged = False  # why kernels get no control group: said once per process
 
 
 def unavailable_reason() -> str | None:
@@ -119,9 +127,9 @@ def missing_parents(mount_points: list[str]) -> list[str]:
 
 def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, env: dict[str, str] | None = None,
                     uid: int = 65534, gid: int = 65534, tmp_size: int = 512 * 1024**2,
-                    files: list[tuple[str, str]] = ()) -> list[str]:
+                    files: list[tuple[str, str]] = (), work_size: int | None = None) -> list[str]:
     """`command` wrapped in bubblewrap. binds: (host path, sandbox path) pairs mounted read-write; files: read-only,
-    mounted over what the sandbox would show there."""
+    mounted over what the sandbox would show there; work_size: `cwd` is an empty tmpfs of that many bytes."""
     # Every namespace but the user namespace as root (setpriv below changes the uid for real); with it otherwise.
     namespaces = ["--unshare-user"] if os.geteuid() else []
     namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -137,12 +145,15 @@ def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, 
     read_only = [(path, path) for path in read_only_paths()]
     # bubblewrap makes the missing parents of a mount point root-only (0700) when run as root: make them 0755
     # first, or the unprivileged kernel could not reach what is mounted below them.
-    for parent in missing_parents([inside for _, inside in read_only + binds]):
+    work = [cwd] if work_size is not None else []
+    for parent in missing_parents([inside for _, inside in read_only + binds] + work):
         args += ["--perms", "0755", "--dir", parent]
     for host, inside in read_only:
         args += ["--ro-bind", host, inside]
     for host, inside in binds:
         args += ["--bind", host, inside]
+    for folder in work:  # writable by the sandbox's user (whose uid bubblewrap cannot give a tmpfs), like /tmp
+        args += ["--size", str(work_size), "--perms", "1777", "--tmpfs", folder]
     for host, inside in files:
         args += ["--ro-bind", host, inside]
     for name, value in (env or {}).items():
@@ -206,12 +217,24 @@ class SandboxProvisioner(LocalProvisioner):
              "system services and containers' sub-ids. A uid of its own per kernel running at the same moment.",
     ).tag(config=True)
     uid_slots = Integer(256, help="How many kernels may run at the same moment on this machine.").tag(config=True)
-    memory_limit = Integer(4 * 1024**3, help="Bytes of address space the kernel may use (0: no limit).").tag(config=True)
+    memory_limit = Integer(
+        4 * 1024**3, help="Bytes of memory the kernel's control group may hold, and of address space per process (0: "
+                          "no limit). Set from c.GuardedExecute.kernel_memory_limit, the setting's home, when grading.",
+    ).tag(config=True)
     max_processes = Integer(
         1024, help="Processes and threads the sandbox user may have at once (0: no limit): stops a fork bomb.",
     ).tag(config=True)
     max_file_size = Integer(1024**3, help="Largest file the kernel may write, in bytes (0: no limit).").tag(config=True)
     tmp_size = Integer(512 * 1024**2, help="Size of the sandbox's private /tmp, in bytes.").tag(config=True)
+    work_size = Integer(
+        512 * 1024**2, help="Size of the kernel's working folder, in bytes: a tmpfs at the notebook folder's path, "
+                            "empty at start (nothing of the student's folder enters the sandbox).",
+    ).tag(config=True)
+    control_group = Bool(
+        True, help="As root, a control group per kernel (coursekit.cgroup): memory_limit and max_processes hold for "
+                   "all its processes together, tmpfs files included. False, not root or no usable cgroup "
+                   "hierarchy: per-process limits only.",
+    ).tag(config=True)
     passed_environment = List(
         Unicode(), ["LANG", "LC_ALL", "TZ"], help="Environment variables the kernel keeps; all others are cleared.",
     ).tag(config=True)
@@ -224,13 +247,14 @@ class SandboxProvisioner(LocalProvisioner):
     preload_modules = List(Unicode(), help="Modules a warm kernel has imported before it starts.").tag(config=True)
 
     _folder: Path | None = None
+    _group: "cgroup.KernelGroup | None" = None  # the kernel's control group, while it runs
     _kernel_argv: list[str] | None = None  # a warm kernel's command line, run by the zygote instead of bubblewrap
     _kernel_pid: tuple[int, float] | None = None  # a warm kernel's pid on the host, and when it started
 
     async def pre_launch(self, **kwargs):
         km = self.parent
-        # A private folder per kernel: its connection file and sockets, and the copy of the notebook's folder.
-        # The folder itself is root's (0700) when grading as root: only bubblewrap, as root, reaches into it.
+        # A private folder per kernel: its connection file and sockets. The folder itself is root's (0700) when
+        # grading as root: only bubblewrap, as root, reaches into it.
         remove_abandoned_folders()
         self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX)).resolve()
         (self._folder / "grader.pid").write_text(f"{os.getpid()} {psutil.Process().create_time()}")
@@ -240,8 +264,6 @@ class SandboxProvisioner(LocalProvisioner):
         km.connection_file = str(connection / "kernel.json")
         km.ip = str(connection / "kernel")
         notebook_folder = os.path.realpath(kwargs.get("cwd") or os.getcwd())
-        private_copy = self._folder / "work"
-        shutil.copytree(notebook_folder, private_copy, symlinks=True)
 
         kwargs = await super().pre_launch(**kwargs)  # writes the connection file, builds the kernel's command
         kernel_command = kwargs["cmd"]
@@ -254,7 +276,7 @@ class SandboxProvisioner(LocalProvisioner):
         binds_read_only = []
         if os.geteuid() == 0:
             uid = gid = self.first_uid + self._claim_slot()
-            for path in [connection, private_copy, *connection.iterdir(), *private_copy.rglob("*")]:
+            for path in [connection, *connection.iterdir()]:
                 os.chown(path, uid, gid, follow_symlinks=False)
             # Who the kernel is, for getpass/pwd: a user "student" with no home but /tmp.
             (self._folder / "passwd").write_text(f"root:x:0:0::/root:/usr/sbin/nologin\n"
@@ -266,12 +288,28 @@ class SandboxProvisioner(LocalProvisioner):
         environment.update(HOME="/tmp", PATH=kernel_path(), MPLCONFIGDIR="/tmp")
         self._identity = (uid, gid, environment, notebook_folder)
         command = sandbox_command(
-            kernel_command, binds=[(str(connection), str(connection)), (str(private_copy), notebook_folder)],
-            cwd=notebook_folder, env=environment, uid=uid, gid=gid, tmp_size=self.tmp_size, files=binds_read_only)
+            kernel_command, binds=[(str(connection), str(connection))], cwd=notebook_folder, env=environment,
+            uid=uid, gid=gid, tmp_size=self.tmp_size, files=binds_read_only, work_size=self.work_size)
         kwargs["cmd"] = limited(command, self._limits())
+        self._group = self._control_group()
+        if self._group is not None:  # joined before bubblewrap starts: the whole sandbox is in it
+            kwargs["cmd"] = self._group.joined(kwargs["cmd"])
         kwargs["cwd"] = str(self._folder)  # bubblewrap's own working folder, on the host
         kwargs["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # for prlimit, setpriv: nothing else
         return kwargs
+
+    def _control_group(self) -> "cgroup.KernelGroup | None":
+        global _group_unavailable_logged
+        if not self.control_group:
+            return None
+        try:
+            return cgroup.KernelGroup.create(self.memory_limit, self.max_processes)
+        except OSError as error:
+            if not _group_unavailable_logged:
+                _group_unavailable_logged = True
+                self.log.warning("coursekit: no control group per kernel (%s): memory and process limits are per "
+                                 "process only", error)
+            return None
 
     def _limits(self) -> dict[str, int]:
         return resource_limits(self.memory_limit, self.max_processes, self.max_file_size)
@@ -300,7 +338,7 @@ class SandboxProvisioner(LocalProvisioner):
             # the same limits prlimit set on the sandbox (the zygote's fork did not inherit them)
             request = {"bwrap_pid": self.process.pid, "fifo": str(self._folder / "connection" / "kernel.started"),
                        "uid": uid, "gid": gid, "env": environment, "cwd": cwd, "limits": self._limits(),
-                       "argv": self._kernel_argv}
+                       "argv": self._kernel_argv, "cgroup": self._group.procs_files if self._group else []}
             zygote = self._zygote()
             pid = await zygote.start_kernel(request)
             if not zygote.announced:
@@ -343,9 +381,42 @@ class SandboxProvisioner(LocalProvisioner):
 
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart)
+        if self._group is not None:  # a restart makes a new one
+            self._report_memory(self._group)
+            self._group.remove()
+            self._group = None
         if self._folder is not None and not restart:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
         if self._slot is not None and not restart:
             os.close(self._slot)  # releases the lock: the uid is free for the next kernel
             self._slot = None
+
+    def seal_connection_folder(self) -> None:
+        """Once the kernel is ready (its sockets are bound), its connection folder, the one folder of the host's
+        disk it could write to, becomes root's again: student code, which runs only after this, cannot fill the
+        host's disk through it. (As an ordinary user the folder stays the kernel's: it is yours too.)"""
+        if self._folder is None or os.geteuid() != 0:
+            return
+        connection = self._folder / "connection"
+        for path in [*connection.iterdir(), connection]:
+            if path.is_file() and not path.is_symlink():
+                os.chown(path, 0, 0)
+                os.chmod(path, 0o644)
+        os.chown(connection, 0, 0, follow_symlinks=False)
+        os.chmod(connection, 0o755)
+
+    def out_of_memory_kills(self) -> int:
+        """How many of the kernel's processes the out-of-memory killer has ended so far (0 without a group)."""
+        return self._group.oom_kills() if self._group is not None else 0
+
+    def _report_memory(self, group: "cgroup.KernelGroup") -> None:
+        """A kernel whose processes the out-of-memory killer ended is reported as out of memory, not as a kernel
+        that died for no reason (coursekit.diagnosis puts this first)."""
+        kills, peak = group.oom_kills(), group.peak_memory()
+        self.log.debug("coursekit: the kernel's sandbox held at most %s bytes of memory", peak)
+        if kills:
+            limit = f"{self.memory_limit / 1024**3:.3g} GiB"
+            report(Problem(ProblemKind.OUT_OF_MEMORY, f"the kernel's processes together reached its memory limit "
+                           f"({limit}, c.GuardedExecute.kernel_memory_limit, files in its folder and /tmp included): "
+                           f"{kills} of them killed"), self.log)

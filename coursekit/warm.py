@@ -7,8 +7,9 @@ Android and PrairieLearn's graders) that imported them once and started no threa
 
 1. `SandboxProvisioner` starts the kernel's bubblewrap sandbox exactly as for a cold kernel (same mounts, uid,
    limits, namespaces), but what runs inside is a tiny waiter, not the kernel (`WARM_WAITER`);
-2. the zygote forks. The fork enters the sandbox's namespaces (setns: mount, pid, network, ipc, uts, cgroup) and
-   its root, and forks once more so that the kernel is a process of the sandbox's PID namespace;
+2. the zygote forks. The fork joins the sandbox's control group (coursekit.cgroup, when it has one), enters the
+   sandbox's namespaces (setns: mount, pid, network, ipc, uts, cgroup) and its root, and forks once more so that
+   the kernel is a process of the sandbox's PID namespace;
 3. the kernel process drops root for good, as setpriv does for a cold kernel: every capability (bounding set
    included), the sandbox's uid and gid, no supplementary groups, no_new_privs, and the same resource limits;
 4. it tells the waiter its pid, and runs ipykernel's own entry point with the kernel's command line. The waiter
@@ -147,6 +148,9 @@ def _start_kernel(connection: socket.socket) -> int:
         request = json.loads(connection.makefile("r").readline())
         fifo = _open_for_writing(request["fifo"], request["bwrap_pid"], deadline=request.get("timeout", 60))
         init, waiter = _init_and_waiter(request["bwrap_pid"])
+        for procs in request.get("cgroup", []):  # the sandbox's control group (coursekit.cgroup), while still root
+            with open(procs, "w") as group:
+                group.write(str(os.getpid()))
         host_proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)  # after entering, /proc is the sandbox's
         _enter_sandbox(waiter, request["cwd"])
         ready_read, ready_write = os.pipe()

@@ -70,12 +70,16 @@ def test_the_first_problem_in_order_of_precedence_is_shown_with_same_kind_proble
     assert diagnosis.choose(None, []) is None
 
 
-def test_tampering_outranks_a_dead_kernel_which_outranks_a_flood_which_outranks_interrupted_cells():
+def test_tampering_outranks_out_of_memory_and_a_dead_kernel_which_outranks_a_flood_which_outranks_interrupted_cells():
     tampered = Problem(ProblemKind.TAMPERED, "the gradebook was written to from an answer cell")
     flood = Problem(ProblemKind.TOO_MUCH_OUTPUT, "printed more than 1 MB; the output was cut and the cell stopped", ("q1",))
     interrupted = [notebook_with_errors(("q2", "CellTimeoutError"))]
     assert diagnosis.classify([flood, tampered], DeadKernelError("Kernel died"), interrupted) == tampered
     assert diagnosis.classify([flood], DeadKernelError("Kernel died"), interrupted).kind is ProblemKind.KERNEL_DIED
+    # the sandbox's control group saw the out-of-memory killer at work: that is why the kernel died
+    out_of_memory = Problem(ProblemKind.OUT_OF_MEMORY, "the kernel's processes together reached its memory limit")
+    assert diagnosis.classify([flood, out_of_memory], DeadKernelError("Kernel died"), interrupted) == out_of_memory
+    assert diagnosis.classify([out_of_memory, tampered], DeadKernelError("Kernel died"), interrupted) == tampered
     assert diagnosis.classify([flood], None, interrupted) == flood
     assert diagnosis.classify([], None, interrupted).cells == ("q2",)
     assert diagnosis.classify([], None, [new_notebook()]) is None
