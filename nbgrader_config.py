@@ -30,6 +30,7 @@ c.OverwriteCells.add_missing_cells = True
 try:
     import coursekit.preprocessors  # noqa: F401 (instructor tooling: the student copy has its own config)
     import coursekit.restore_cells  # noqa: F401
+    import coursekit.advice
 except ImportError as error:
     raise ImportError(f"nbgrader_config.py: cannot load the course's preprocessors ({error}); install the course's "
                       "tooling into this environment with `make setup-dev` (pip install -e .)") from error
@@ -58,6 +59,10 @@ else:
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
     c.GuardedExecute.max_output_bytes = 1_000_000
+    # Grade behaviour, not noise: in the kernels nbgrader starts, a deprecation warning (a correct answer using an
+    # idiom the stack has deprecated since) is printed to stdout as advice instead of failing its test cell on stderr.
+    # Here, in Execute's kernel arguments, it holds for autograde and for the students' Validate (coursekit.advice).
+    c.Execute.extra_arguments.append(coursekit.advice.kernel_argument())
     # Warm kernels (coursekit.warm): each grading kernel is a fresh fork of a process that has already imported
     # these, the modules the course's notebooks import, instead of a new Python that imports them again. Add a
     # module here when a notebook starts importing it; a module missing from the environment stops grading with

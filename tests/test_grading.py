@@ -136,3 +136,29 @@ def test_a_wrong_answer_loses_that_exercises_points_and_only_those(graded_class,
     assert lost > 0, f"{mistake!r} still earns all {exercise} points"
     others = {t: s for t, s in result.scores.items() if t not in own_tests}
     assert others == {t: result.max_scores[t] for t in others}, f"{mistake!r} also cost points elsewhere: {others}"
+
+
+def _numbered(answers: dict, exercise: str, words: str) -> int:
+    """The number (from 1) of the answer to `exercise` whose description contains `words`."""
+    return next(n for n, how in enumerate(answers[exercise], start=1) if words in how)
+
+
+def _outputs(graded, student: str, cell: str) -> list[dict]:
+    path = graded.course / "autograded" / student / graded.assignment / f"{graded.assignment}.ipynb"
+    return next(c["outputs"] for c in subs.read_notebook(path)["cells"] if subs.nbgrader_meta(c).get("grade_id") == cell)
+
+
+def test_a_deprecation_warning_is_advice_a_wrong_answer_that_warns_still_loses(graded_class):
+    """Result.tuples() prints SADeprecationWarning (SQLAlchemy 2.1) in both q1 test cells: nbgrader alone scores that 0.
+    The right answer keeps its 4 points and the student reads the warning as advice; a wrong one with .tuples() loses."""
+    graded = graded_class("01-async-database")
+    right = f"right-{_numbered(subs.right_answers(graded.assignment), 'q1_nonblocking', 'tuples()')}"
+    wrong = f"wrong-q1_nonblocking-{_numbered(subs.wrong_answers(graded.assignment), 'q1_nonblocking', 'tuples()')}"
+    for student in (right, wrong):
+        for test in graded.exercises["q1_nonblocking"]:
+            streams = [o for o in _outputs(graded, student, test) if o["output_type"] == "stream"]
+            assert [o["name"] for o in streams] == ["stdout"], f"{student} {test}: {streams}"
+            assert "[grader]" in streams[0]["text"] and "SADeprecationWarning" in streams[0]["text"], streams
+    own = graded.exercises["q1_nonblocking"]
+    assert all(graded[right].scores[t] == graded[right].max_scores[t] for t in own), graded[right].scores
+    assert sum(graded[wrong].max_scores[t] - graded[wrong].scores[t] for t in own) > 0, graded[wrong].scores
