@@ -31,6 +31,7 @@ try:
     import coursekit.preprocessors  # noqa: F401 (instructor tooling: the student copy has its own config)
     import coursekit.restore_cells  # noqa: F401
     import coursekit.advice
+    import coursekit.foreign_cells  # noqa: F401
 except ImportError as error:
     raise ImportError(f"nbgrader_config.py: cannot load the course's preprocessors ({error}); install the course's "
                       "tooling into this environment with `make setup-dev` (pip install -e .)") from error
@@ -41,6 +42,9 @@ else:
     c.Autograde.sanitize_preprocessors = [
         "nbgrader.preprocessors.ClearOutput",
         "coursekit.preprocessors.DeduplicateCells",
+        # A graded cell pasted from another notebook (or an older release) becomes a plain cell, reported; nbgrader
+        # 0.9.6 gave up on the whole notebook.
+        "coursekit.foreign_cells.ForgetForeignCells",
         "nbgrader.preprocessors.OverwriteKernelspec",
         "coursekit.restore_cells.RestoreMissingCells",
         "coursekit.preprocessors.KeepCourseSkipTags",

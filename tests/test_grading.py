@@ -1,10 +1,14 @@
 """Grading is real both ways: right work earns full marks, wrong or missing work loses them, and no
 submission, however broken, stops the class from being graded."""
+import copy
+
 import pytest
 
-from coursekit.testing import COURSE_ROOT
+from coursekit.testing import COURSE_ROOT, make_course_folder
 from coursekit import testing as subs
-from coursekit.outcomes import ProblemKind
+from coursekit.diagnosis import describe_changes
+from coursekit.grading import Grading, grade_assignment
+from coursekit.outcomes import ChangeKind, ProblemKind
 from conftest import ASSIGNMENTS, SKIP_TAGS
 
 WRONG = [(a, exercise, number, mistake)
@@ -162,3 +166,32 @@ def test_a_deprecation_warning_is_advice_a_wrong_answer_that_warns_still_loses(g
     own = graded.exercises["q1_nonblocking"]
     assert all(graded[right].scores[t] == graded[right].max_scores[t] for t in own), graded[right].scores
     assert sum(graded[wrong].max_scores[t] - graded[wrong].scores[t] for t in own) > 0, graded[wrong].scores
+
+
+def with_cells_pasted_from(notebook: dict, other: dict, grade_ids: list[str], after: str) -> dict:
+    """A student who copied cells of another notebook (JupyterLab keeps their nbgrader metadata) below `after`."""
+    result = copy.deepcopy(notebook)
+    pasted = [copy.deepcopy(c) for c in other["cells"] if subs.nbgrader_meta(c).get("grade_id") in grade_ids]
+    for cell in pasted:
+        cell["id"] += "-pasted"
+    index = next(i for i, c in enumerate(result["cells"]) if subs.nbgrader_meta(c).get("grade_id") == after)
+    result["cells"][index + 1:index + 1] = pasted
+    return result
+
+
+@pytest.mark.slow
+def test_a_graded_cell_pasted_from_another_notebook_costs_nothing_and_is_reported(tmp_path):
+    """Section 2's q6 answer and test cells pasted into a correct Section 1 notebook: nbgrader 0.9.6 graded nothing
+    ("the nbgrader metadata may be corrupted", 0/14). Now the pasted cells run as plain cells and are reported."""
+    assignment = "01-async-database"
+    pasted = with_cells_pasted_from(subs.correct_submission(assignment), subs.correct_submission("02-dependency-injection"),
+                                    ["q6_choice", "test_q6_choice_1"], after="q2_choice")
+    course = make_course_folder(tmp_path / "course", [assignment])
+    subs.write_class(course, assignment, {"pasted": pasted})
+    (result,) = grade_assignment(course, assignment, settings=Grading(jobs=1, cell_timeout=20))
+    assert result.problem is None, result.problem
+    assert result.scores == result.max_scores and sum(result.max_scores.values()) == 14, result.scores
+    assert {(c.kind, c.cell) for c in result.changes} == {(ChangeKind.FOREIGN, "q6_choice"),
+                                                        (ChangeKind.FOREIGN, "test_q6_choice_1")}
+    assert describe_changes(result.changes) == [
+        "cell(s) pasted from another notebook or release, graded as plain cells: q6_choice, test_q6_choice_1"]
