@@ -10,6 +10,7 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from coursekit.foreign_cells import ForgetForeignCells
 from coursekit.grading import Grading
 from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
 from coursekit.restore_cells import RestoreMissingCells
@@ -25,6 +26,7 @@ SUBSTITUTIONS = {
 INSERTED = {  # list -> [(preprocessor added, the one it comes before)]
     "sanitize_preprocessors": [
         (KeepCourseSkipTags, nbgrader_preprocessors.CheckCellMetadata),  # a student's skip tag goes before running
+        (ForgetForeignCells, nbgrader_preprocessors.OverwriteKernelspec),  # a cell pasted from elsewhere: plain cell
     ],
     "autograde_preprocessors": [],
     "preprocessors": [  # generate_feedback
