@@ -541,8 +541,8 @@ def use_test_database(app: FastAPI) -> None:
 ''',
     },
     "q6_choice": {  # a choice's hidden test compares the value: every wrong choice was caught before too
-        "right key, overrides believed to vanish by themselves": "q6_key = 3\nq6_clear = 1\n",
-        "keyed by name, cleared in teardown": "q6_key = 1\nq6_clear = 4\n",
+        "keyed by the URL path, cleared in teardown": "q6_key = 4\nq6_clear = 4\n",
+        "right key, cleared only before deploying": "q6_key = 3\nq6_clear = 2\n",
     },
 }
 for _exercise, _mistakes in _ISSUE_20_WRONG_ANSWERS.items():
