@@ -162,7 +162,8 @@ def test_a_deprecation_warning_is_advice_a_wrong_answer_that_warns_still_loses(g
         for test in graded.exercises["q1_nonblocking"]:
             streams = [o for o in _outputs(graded, student, test) if o["output_type"] == "stream"]
             assert [o["name"] for o in streams] == ["stdout"], f"{student} {test}: {streams}"
-            assert "[grader]" in streams[0]["text"] and "SADeprecationWarning" in streams[0]["text"], streams
+            text = "".join(streams[0]["text"])
+            assert "[grader]" in text and "SADeprecationWarning" in text, streams
     own = graded.exercises["q1_nonblocking"]
     assert all(graded[right].scores[t] == graded[right].max_scores[t] for t in own), graded[right].scores
     assert sum(graded[wrong].max_scores[t] - graded[wrong].scores[t] for t in own) > 0, graded[wrong].scores
