@@ -34,6 +34,8 @@ try:
     import coursekit.review  # noqa: F401
     import coursekit.scrub  # noqa: F401
     import coursekit.submission_files  # noqa: F401
+    import coursekit.advice
+    import coursekit.foreign_cells  # noqa: F401
 except ImportError as error:
     raise ImportError(f"nbgrader_config.py: cannot load the course's preprocessors ({error}); install the course's "
                       "tooling into this environment with `make setup-dev` (pip install -e .)") from error
@@ -55,6 +57,9 @@ else:
         "coursekit.submission_files.CheckSubmittedFiles",
         "nbgrader.preprocessors.ClearOutput",
         "coursekit.preprocessors.DeduplicateCells",
+        # A graded cell pasted from another notebook (or an older release) becomes a plain cell, reported; nbgrader
+        # 0.9.6 gave up on the whole notebook.
+        "coursekit.foreign_cells.ForgetForeignCells",
         "nbgrader.preprocessors.OverwriteKernelspec",
         "coursekit.restore_cells.RestoreMissingCells",
         "coursekit.preprocessors.KeepCourseSkipTags",
@@ -76,6 +81,10 @@ else:
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
     c.GuardedExecute.max_output_bytes = 1_000_000
+    # Grade behaviour, not noise: in the kernels nbgrader starts, a deprecation warning (a correct answer using an
+    # idiom the stack has deprecated since) is printed to stdout as advice instead of failing its test cell on stderr.
+    # Here, in Execute's kernel arguments, it holds for autograde and for the students' Validate (coursekit.advice).
+    c.Execute.extra_arguments.append(coursekit.advice.kernel_argument())
     # Warm kernels (coursekit.warm): each grading kernel is a fresh fork of a process that has already imported
     # these, the modules the course's notebooks import, instead of a new Python that imports them again. Add a
     # module here when a notebook starts importing it; a module missing from the environment stops grading with

@@ -157,4 +157,7 @@ def describe_changes(changes: list[CellChange]) -> list[str]:
             lines.append(f"locked cell(s) edited, put back before grading: {', '.join(edited)}")
         if deleted:
             lines.append(f"cell(s) deleted, put back before grading: {', '.join(deleted)}")
+        foreign = list(dict.fromkeys(c.cell for c in own if c.kind is ChangeKind.FOREIGN))
+        if foreign:
+            lines.append(f"cell(s) pasted from another notebook or release, graded as plain cells: {', '.join(foreign)}")
     return lines

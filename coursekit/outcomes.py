@@ -57,6 +57,7 @@ class ChangeKind(Enum):
     RETYPED = "retyped"  # a cell turned from code into markdown or back: graded as the master's type
     EDITED = "edited"  # a locked cell whose source was changed: the master's source is put back
     DELETED = "deleted"  # a graded or locked cell removed: put back from the master (RestoreMissingCells)
+    FOREIGN = "foreign"  # a cell whose grade id this notebook does not know (pasted from another): graded as plain
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class CellChange:
             return f"cell {self.cell} was turned from {self.was} into {self.now}; it was graded as {self.was}"
         return {ChangeKind.COPIED: f"cell {self.cell} was copied; only the last copy is graded",
                 ChangeKind.EDITED: f"locked cell {self.cell} was edited; put back before grading",
-                ChangeKind.DELETED: f"cell {self.cell} was deleted; put back before grading"}[self.kind]
+                ChangeKind.DELETED: f"cell {self.cell} was deleted; put back before grading",
+                ChangeKind.FOREIGN: f"cell {self.cell} is not part of this notebook (pasted from another notebook or "
+                                    "release); graded as a plain cell"}[self.kind]
 
 
 @dataclass(frozen=True)

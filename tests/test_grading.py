@@ -1,10 +1,15 @@
 """Grading is real both ways: right work earns full marks, wrong or missing work loses them, and no
 submission, however broken, stops the class from being graded."""
-import pytest
+import copy
 
-from coursekit.testing import ASSIGNMENTS, COURSE_ROOT, SKIP_TAGS
+import pytest
+from traitlets.config import Config
+
+from coursekit.testing import ASSIGNMENTS, COURSE_ROOT, SKIP_TAGS, make_course_folder
 from coursekit import testing as subs
-from coursekit.outcomes import ProblemKind
+from coursekit.diagnosis import describe_changes
+from coursekit.grading import grade_assignment
+from coursekit.outcomes import ChangeKind, ProblemKind
 
 WRONG = [(a, exercise, number, mistake)
          for a in ASSIGNMENTS
@@ -143,3 +148,59 @@ def test_a_wrong_answer_loses_that_exercises_points_and_only_those(graded_class,
     assert lost > 0, f"{mistake!r} still earns all {exercise} points"
     others = {t: s for t, s in result.scores.items() if t not in own_tests}
     assert others == {t: result.max_scores[t] for t in others}, f"{mistake!r} also cost points elsewhere: {others}"
+
+
+def _numbered(answers: dict, exercise: str, words: str) -> int:
+    """The number (from 1) of the answer to `exercise` whose description contains `words`."""
+    return next(n for n, how in enumerate(answers[exercise], start=1) if words in how)
+
+
+def _outputs(graded, student: str, cell: str) -> list[dict]:
+    path = graded.course / "autograded" / student / graded.assignment / f"{graded.assignment}.ipynb"
+    return next(c["outputs"] for c in subs.read_notebook(path)["cells"] if subs.nbgrader_meta(c).get("grade_id") == cell)
+
+
+def test_a_deprecation_warning_is_advice_a_wrong_answer_that_warns_still_loses(graded_class):
+    """Result.tuples() prints SADeprecationWarning (SQLAlchemy 2.1) in both q1 test cells: nbgrader alone scores that 0.
+    The right answer keeps its 4 points and the student reads the warning as advice; a wrong one with .tuples() loses."""
+    graded = graded_class("01-async-database")
+    right = f"right-{_numbered(subs.right_answers(graded.assignment), 'q1_nonblocking', 'tuples()')}"
+    wrong = f"wrong-q1_nonblocking-{_numbered(subs.wrong_answers(graded.assignment), 'q1_nonblocking', 'tuples()')}"
+    for student in (right, wrong):
+        for test in graded.exercises["q1_nonblocking"]:
+            streams = [o for o in _outputs(graded, student, test) if o["output_type"] == "stream"]
+            assert [o["name"] for o in streams] == ["stdout"], f"{student} {test}: {streams}"
+            text = "".join(streams[0]["text"])
+            assert "[grader]" in text and "SADeprecationWarning" in text, streams
+    own = graded.exercises["q1_nonblocking"]
+    assert all(graded[right].scores[t] == graded[right].max_scores[t] for t in own), graded[right].scores
+    assert sum(graded[wrong].max_scores[t] - graded[wrong].scores[t] for t in own) > 0, graded[wrong].scores
+
+
+def with_cells_pasted_from(notebook: dict, other: dict, grade_ids: list[str], after: str) -> dict:
+    """A student who copied cells of another notebook (JupyterLab keeps their nbgrader metadata) below `after`."""
+    result = copy.deepcopy(notebook)
+    pasted = [copy.deepcopy(c) for c in other["cells"] if subs.nbgrader_meta(c).get("grade_id") in grade_ids]
+    for cell in pasted:
+        cell["id"] += "-pasted"
+    index = next(i for i, c in enumerate(result["cells"]) if subs.nbgrader_meta(c).get("grade_id") == after)
+    result["cells"][index + 1:index + 1] = pasted
+    return result
+
+
+@pytest.mark.slow
+def test_a_graded_cell_pasted_from_another_notebook_costs_nothing_and_is_reported(tmp_path):
+    """Section 2's q6 answer and test cells pasted into a correct Section 1 notebook: nbgrader 0.9.6 graded nothing
+    ("the nbgrader metadata may be corrupted", 0/14). Now the pasted cells run as plain cells and are reported."""
+    assignment = "01-async-database"
+    pasted = with_cells_pasted_from(subs.correct_submission(assignment), subs.correct_submission("02-dependency-injection"),
+                                    ["q6_choice", "test_q6_choice_1"], after="q2_choice")
+    course = make_course_folder(tmp_path / "course", [assignment])
+    subs.write_class(course, assignment, {"pasted": pasted})
+    (result,) = grade_assignment(course, assignment, config=Config({"Grading": {"jobs": 1}, "Execute": {"timeout": 20}}))
+    assert result.problem is None, result.problem
+    assert result.scores == result.max_scores and sum(result.max_scores.values()) == 14, result.scores
+    assert {(c.kind, c.cell) for c in result.changes} == {(ChangeKind.FOREIGN, "q6_choice"),
+                                                        (ChangeKind.FOREIGN, "test_q6_choice_1")}
+    assert describe_changes(result.changes) == [
+        "cell(s) pasted from another notebook or release, graded as plain cells: q6_choice, test_q6_choice_1"]

@@ -69,3 +69,39 @@ def test_cells_grading_skips_are_locked_demos_that_say_so(assignment):
         assert meta.get("locked") and not meta.get("grade") and not meta.get("solution"), (
             f"{meta.get('grade_id')}: only locked setup cells may be skipped when grading")
         assert "# Grading skips this cell (tag skip-when-grading)" in text, f"{meta['grade_id']} does not say so"
+
+
+def hidden_tests(cell_source: str) -> str:
+    """The code between BEGIN and END HIDDEN TESTS (dedented lines, as the cell runs them)."""
+    lines, inside = [], False
+    for line in cell_source.splitlines():
+        if "BEGIN HIDDEN TESTS" in line:
+            inside = True
+        elif "END HIDDEN TESTS" in line:
+            inside = False
+        elif inside:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def in_words(message) -> bool:
+    """A message with words in it (a string or an f-string), not only a value such as `response.text`."""
+    import ast
+
+    return message is not None and any(isinstance(node, ast.Constant) and isinstance(node.value, str)
+                                       and any(ch.isalpha() for ch in node.value) for node in ast.walk(message))
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_hidden_assert_says_what_was_expected(assignment):
+    """Feedback hides the hidden tests' lines, so a bare `assert x` reaches the student as a bare AssertionError."""
+    import ast
+
+    bare = []
+    for cell in source(assignment)["cells"]:
+        if not is_test(cell):
+            continue
+        tree = ast.parse(hidden_tests("".join(cell["source"])))
+        bare += [f"{nbgrader_meta(cell)['grade_id']}, line {node.lineno} of its hidden tests: {ast.unparse(node.test)[:70]}"
+                 for node in ast.walk(tree) if isinstance(node, ast.Assert) and not in_words(node.msg)]
+    assert not bare, "hidden asserts without a message in words a student can act on:\n" + "\n".join(bare)

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from traitlets.config import Config
 
 from coursekit import cgroup
 from coursekit import testing as subs
-from coursekit.grading import Grading, grade_assignment
+from coursekit.grading import grade_assignment
 from coursekit.outcomes import ProblemKind
 from coursekit.testing import make_course_folder
 
@@ -225,7 +226,8 @@ def limited_class(request, tmp_path_factory):
     try:
         results = {r.student: r for r in grade_assignment(
             course, ASSIGNMENT, students=order,
-            settings=Grading(jobs=2, cell_timeout=60, warm_kernels=request.param == "warm"))}
+            config=Config({"Grading": {"jobs": 2}, "Execute": {"timeout": 60},
+                           "GuardedExecute": {"warm_kernels": request.param == "warm"}}))}
     finally:
         watcher.stop()
     return {"course": course, "results": results, "watcher": watcher, "kernels": request.param}

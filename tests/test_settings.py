@@ -16,6 +16,7 @@ from coursekit import sandbox
 from coursekit.__main__ import main
 from coursekit.grade_worker import autograde_app
 from coursekit.gradeapp import GradeApp
+from coursekit.foreign_cells import ForgetForeignCells
 from coursekit.grading import Grading
 from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
 from coursekit.restore_cells import RestoreMissingCells
@@ -35,6 +36,7 @@ SUBSTITUTIONS = {
 INSERTED = {  # list -> [(preprocessor added, the one it comes before)]
     "sanitize_preprocessors": [
         (CheckSubmittedFiles, nbgrader_preprocessors.ClearOutput),  # symbolic links refused, other files listed
+        (ForgetForeignCells, nbgrader_preprocessors.OverwriteKernelspec),  # a cell pasted from elsewhere: plain cell
         (KeepCourseSkipTags, nbgrader_preprocessors.CheckCellMetadata),  # a student's skip tag goes before running
         (ReviewStudentCode, nbgrader_preprocessors.CheckCellMetadata),  # interpreter internals: "needs review"
     ],

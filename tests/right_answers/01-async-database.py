@@ -98,3 +98,68 @@ async def list_emails(session: AsyncSession) -> list[str]:
 ''',
     },
 }
+
+
+# Issue 20: idioms not covered above, among them one that makes the stack print a deprecation warning (advice, not
+# failure: coursekit.advice).
+_ISSUE_20_RIGHT_ANSWERS = {
+    "q1_nonblocking": {
+        "SessionLocal.begin() and Result.tuples() (deprecated in SQLAlchemy 2.1: it warns, and still earns full marks)": '''
+remove_route("/report")
+
+
+@app.get("/report")
+async def report():
+    async with SessionLocal.begin() as session:
+        users, loop_was_free = (await session.execute(REPORT_QUERY)).tuples().one()
+    return {"users": users, "loop_was_free": bool(loop_was_free)}
+''',
+        "the query run through the sync ORM API on the async session's connection (run_sync)": '''
+remove_route("/report")
+
+
+def run_report(sync_session):
+    return sync_session.execute(REPORT_QUERY).one()
+
+
+@app.get("/report")
+async def report():
+    async with SessionLocal() as session:
+        users, loop_was_free = await session.run_sync(run_report)
+    return {"users": int(users), "loop_was_free": loop_was_free == 1}
+''',
+    },
+    "get_db": {
+        "one transaction per request: SessionLocal.begin() commits on success, rolls back on error, then closes": '''
+async def get_db():
+    async with SessionLocal.begin() as session:
+        yield session
+''',
+        "contextlib.aclosing around the session": '''
+from contextlib import aclosing
+
+
+async def get_db():
+    async with aclosing(SessionLocal()) as session:
+        yield session
+''',
+    },
+    "q2_choice": {
+        "a dict of answers": 'answers = {"pattern": "A", "reason": 2}\nq2_pattern = answers["pattern"]\nq2_reason = answers["reason"]\n',
+        "the letter stripped of spaces, the reason parsed from text": 'q2_pattern = " A ".strip()\nq2_reason = int("2")\n',
+    },
+    "q3_missing_await": {
+        "each row unpacked in a comprehension over the awaited result": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    rows = await session.execute(select(User.email).order_by(User.id.asc()))
+    return [email for (email,) in rows]
+''',
+        "the query run through the sync API on the session's connection (run_sync)": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    statement = select(User.email).order_by(User.id)
+    return await session.run_sync(lambda sync_session: list(sync_session.scalars(statement)))
+''',
+    },
+}
+for _exercise, _variants in _ISSUE_20_RIGHT_ANSWERS.items():
+    RIGHT_ANSWERS[_exercise].update(_variants)

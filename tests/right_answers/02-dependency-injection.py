@@ -178,3 +178,134 @@ def use_test_database(app: FastAPI) -> None:
         "reversed order": "q6_clear = 4\nq6_key = 3\n",
     },
 }
+
+
+# Issue 20: idioms not covered above.
+_ISSUE_20_RIGHT_ANSWERS = {
+    "q4_request_cache": {
+        "the audit log from a callable class instance, the nonces declared inline": '''
+q4_router = APIRouter()
+
+RequestId = Annotated[str, Depends(get_request_id)]
+FreshNonce = Annotated[str, Depends(new_nonce, use_cache=False)]
+
+
+class AuditLogFactory:
+    """A dependency can be any callable: FastAPI reads the signature of __call__."""
+
+    def __call__(self, settings: SettingsDep, request_id: RequestId) -> AuditLog:
+        return AuditLog(app_name=settings.app_name, request_id=request_id)
+
+
+get_audit_log = AuditLogFactory()
+
+
+@q4_router.get("/report")
+def report(request_id: RequestId, audit: Annotated[AuditLog, Depends(get_audit_log)],
+           nonce_a: Annotated[str, Depends(new_nonce, use_cache=False)],
+           nonce_b: Annotated[str, Depends(new_nonce, use_cache=False)]):
+    return {"app_name": audit.app_name, "request_id": request_id, "audit_request_id": audit.request_id,
+            "nonces": [nonce_a, nonce_b]}
+''',
+        "api_route with methods, the body built by a helper": '''
+q4_router = APIRouter()
+
+RequestId = Annotated[str, Depends(get_request_id)]
+FreshNonce = Annotated[str, Depends(new_nonce, use_cache=False)]
+
+
+def get_audit_log(request_id: RequestId, settings: SettingsDep) -> AuditLog:
+    return AuditLog(request_id=request_id, app_name=settings.app_name)
+
+
+AuditDep = Annotated[AuditLog, Depends(get_audit_log)]
+
+
+def report_body(audit: AuditLog, request_id: str, *nonces: str) -> dict:
+    return {"app_name": audit.app_name, "request_id": request_id, "audit_request_id": audit.request_id,
+            "nonces": list(nonces)}
+
+
+@q4_router.api_route("/report", methods=["GET"])
+async def report(audit: AuditDep, request_id: RequestId, nonce_a: FreshNonce, nonce_b: FreshNonce) -> dict:
+    return report_body(audit, request_id, nonce_a, nonce_b)
+''',
+    },
+    "get_current_user": {
+        "decode_complete, a select with scalar_one_or_none, one error object": '''
+async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: SessionDep) -> User:
+    not_authenticated = HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        decoded = jwt.decode_complete(token, SECRET_KEY, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+        subject = int(decoded["payload"]["sub"])
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        raise not_authenticated from None
+    user = (await db.execute(select(User).where(User.id == subject))).scalar_one_or_none()
+    if user is None:
+        raise not_authenticated
+    return user
+''',
+        "an HTTPException subclass for 401, the subject checked with str.isdecimal": '''
+class NotAuthenticated(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=status.HTTP_401_UNAUTHORIZED, detail="Could not validate credentials",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: SessionDep) -> User:
+    try:
+        claims = jwt.decode(token, key=SECRET_KEY, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.InvalidTokenError:
+        raise NotAuthenticated() from None
+    subject = claims["sub"]
+    if not (isinstance(subject, str) and subject.isdecimal()):
+        raise NotAuthenticated()
+    user = await db.get(User, int(subject))
+    if user is None:
+        raise NotAuthenticated()
+    return user
+''',
+    },
+    "override_get_db": {
+        "an asynccontextmanager helper, the overrides merged with |=": '''
+from contextlib import asynccontextmanager
+
+
+@asynccontextmanager
+async def test_session():
+    async with TestSessionLocal() as session:
+        yield session
+
+
+async def override_get_db():
+    async with test_session() as session:
+        yield session
+
+
+def use_test_database(app: FastAPI) -> None:
+    app.dependency_overrides |= {get_db: override_get_db}
+''',
+        "the override made by a small factory function": '''
+def session_dependency(factory: async_sessionmaker):
+    """A yield dependency that hands out one session of `factory` per request and closes it."""
+    async def dependency():
+        async with factory() as session:
+            yield session
+    return dependency
+
+
+override_get_db = session_dependency(TestSessionLocal)
+
+
+def use_test_database(app: FastAPI) -> None:
+    overrides = app.dependency_overrides
+    overrides[get_db] = override_get_db
+''',
+    },
+    "q6_choice": {
+        "picked from lists by position": "q6_key = [1, 2, 3, 4][2]\nq6_clear = [1, 2, 3, 4][-1]\n",
+        "parsed from text": 'q6_key = int("3")\nq6_clear = int(" 4 ")\n',
+    },
+}
+for _exercise, _variants in _ISSUE_20_RIGHT_ANSWERS.items():
+    RIGHT_ANSWERS[_exercise].update(_variants)

@@ -135,3 +135,70 @@ async def list_emails(session: AsyncSession) -> list[str]:
 }
 for _exercise, _mistakes in _MORE_WRONG_ANSWERS.items():
     WRONG_ANSWERS[_exercise].update(_mistakes)
+
+
+# Issue 20: wrong answers that the tests before issue 20 let through; each states what it misses of the instructions.
+_ISSUE_20_WRONG_ANSWERS = {
+    "q1_nonblocking": {
+        "users counted by loading every row into Python (REPORT_QUERY's count is never read), with .tuples()": '''
+remove_route("/report")
+
+
+@app.get("/report")
+async def report():
+    async with SessionLocal() as session:
+        user_ids = (await session.execute(select(User.id))).tuples().all()
+        loop_was_free = (await session.execute(select(func.slow_report_work()))).scalar_one()
+    return {"users": len(user_ids), "loop_was_free": bool(loop_was_free)}
+''',
+        "REPORT_QUERY run, then the users counted again with a second query": '''
+remove_route("/report")
+
+
+@app.get("/report")
+async def report():
+    async with SessionLocal() as session:
+        row = (await session.execute(REPORT_QUERY)).one()
+        users = await session.scalar(select(func.count()).select_from(User))
+    return {"users": users, "loop_was_free": bool(row.loop_was_free)}
+''',
+    },
+    "get_db": {
+        "rolls back in finally but never closes the session": '''
+async def get_db():
+    session = SessionLocal()
+    try:
+        yield session
+    finally:
+        await session.rollback()
+''',
+        "commits on success, rolls back on error, never closes": '''
+async def get_db():
+    session = SessionLocal()
+    try:
+        yield session
+    except Exception:
+        await session.rollback()
+        raise
+    else:
+        await session.commit()
+''',
+    },
+    "q2_choice": {  # a choice's hidden test compares the value: every wrong choice was caught before too
+        "A, because return is faster": 'q2_pattern = "A"\nq2_reason = 1\n',
+        "B, because the garbage collector closes it": 'q2_pattern = "B"\nq2_reason = 4\n',
+    },
+    "q3_missing_await": {
+        "a LIMIT but no ORDER BY (the storage order happens to be the id order)": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    result = await session.execute(select(User.email).limit(1000))
+    return list(result.scalars().all())
+''',
+        "a WHERE on the id instead of ORDER BY": '''
+async def list_emails(session: AsyncSession) -> list[str]:
+    return list((await session.scalars(select(User.email).where(User.id > 0))).all())
+''',
+    },
+}
+for _exercise, _mistakes in _ISSUE_20_WRONG_ANSWERS.items():
+    WRONG_ANSWERS[_exercise].update(_mistakes)

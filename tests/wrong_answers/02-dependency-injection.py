@@ -444,3 +444,106 @@ def use_test_database(app: FastAPI) -> None:
 }
 for _exercise, _mistakes in _MORE_WRONG_ANSWERS.items():
     WRONG_ANSWERS[_exercise].update(_mistakes)
+
+
+# Issue 20: wrong answers that the tests before issue 20 let through; each states what it misses of the instructions.
+_ISSUE_20_WRONG_ANSWERS = {
+    "q4_request_cache": {
+        "get_audit_log written but never used: the endpoint builds its own AuditLog": '''
+q4_router = APIRouter()
+
+RequestId = Annotated[str, Depends(get_request_id)]
+FreshNonce = Annotated[str, Depends(new_nonce, use_cache=False)]
+
+
+def get_audit_log(settings: SettingsDep, request_id: RequestId) -> AuditLog:
+    return AuditLog(app_name=settings.app_name, request_id=request_id)
+
+
+@q4_router.get("/report")
+def report(request_id: RequestId, settings: SettingsDep, nonce_a: FreshNonce, nonce_b: FreshNonce) -> dict:
+    audit = AuditLog(app_name=settings.app_name, request_id=request_id)
+    return {"app_name": audit.app_name, "request_id": request_id, "audit_request_id": audit.request_id,
+            "nonces": [nonce_a, nonce_b]}
+''',
+        "app_name taken from the endpoint's own settings instead of the audit log": '''
+q4_router = APIRouter()
+
+RequestId = Annotated[str, Depends(get_request_id)]
+FreshNonce = Annotated[str, Depends(new_nonce, use_cache=False)]
+
+
+def get_audit_log(settings: SettingsDep, request_id: RequestId) -> AuditLog:
+    return AuditLog(app_name=settings.app_name, request_id=request_id)
+
+
+@q4_router.get("/report")
+def report(settings: SettingsDep, request_id: RequestId, audit: Annotated[AuditLog, Depends(get_audit_log)],
+           nonce_a: FreshNonce, nonce_b: FreshNonce) -> dict:
+    return {"app_name": settings.app_name, "request_id": request_id, "audit_request_id": request_id,
+            "nonces": [nonce_a, nonce_b]}
+''',
+    },
+    "get_current_user": {
+        "the user read through a connection of the app's engine (the db parameter is never used)": '''
+async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: SessionDep) -> User:
+    error = HTTPException(status_code=401, detail="Could not validate credentials", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        claims = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        user_id = int(claims["sub"])
+    except (jwt.InvalidTokenError, ValueError):
+        raise error from None
+    async with engine.connect() as connection:
+        user = (await connection.execute(select(User).where(User.id == user_id))).first()
+    if user is None:
+        raise error
+    return user
+''',
+        "a lookup helper with its own transaction (SessionLocal.begin), so get_db's override never reaches it": '''
+async def find_user(user_id: int) -> User | None:
+    async with SessionLocal.begin() as session:
+        return await session.get(User, user_id)
+
+
+async def get_current_user(token: Annotated[str, Depends(oauth2_scheme)], db: SessionDep) -> User:
+    error = HTTPException(status_code=401, detail="Could not validate credentials", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        claims = jwt.decode(token, SECRET_KEY, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        user = await find_user(int(claims["sub"]))
+    except (jwt.InvalidTokenError, ValueError):
+        raise error from None
+    if user is None:
+        raise error
+    return user
+''',
+    },
+    "override_get_db": {
+        "rolls back after each request but never closes the session": '''
+async def override_get_db():
+    session = TestSessionLocal()
+    try:
+        yield session
+    finally:
+        await session.rollback()
+
+
+def use_test_database(app: FastAPI) -> None:
+    app.dependency_overrides[get_db] = override_get_db
+''',
+        "installed only when get_db has no override yet (a stale one from an earlier test wins)": '''
+async def override_get_db():
+    async with TestSessionLocal() as session:
+        yield session
+
+
+def use_test_database(app: FastAPI) -> None:
+    app.dependency_overrides.setdefault(get_db, override_get_db)
+''',
+    },
+    "q6_choice": {  # a choice's hidden test compares the value: every wrong choice was caught before too
+        "keyed by the URL path, cleared in teardown": "q6_key = 4\nq6_clear = 4\n",
+        "right key, cleared only before deploying": "q6_key = 3\nq6_clear = 2\n",
+    },
+}
+for _exercise, _mistakes in _ISSUE_20_WRONG_ANSWERS.items():
+    WRONG_ANSWERS[_exercise].update(_mistakes)

@@ -586,3 +586,205 @@ async def purge_user(db: AsyncSession, user_id: int) -> int:
 }
 for _exercise, _mistakes in _MORE_WRONG_ANSWERS.items():
     WRONG_ANSWERS[_exercise].update(_mistakes)
+
+
+# Issue 20: wrong answers that the tests before issue 20 let through; each states what it misses of the instructions.
+_TICKET_SERVICE_REST = '''
+    async def get_by_id(self, db: AsyncSession, ticket_id: str) -> Ticket | None:
+        return await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+
+    async def update_status(self, db: AsyncSession, ticket_id: str, status: TicketStatus) -> Ticket:
+        ticket = await self.get_by_id(db, ticket_id)
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        ticket.status = status
+        try:
+            await db.commit()
+        except Exception:
+            await db.rollback()
+            raise
+        return ticket
+
+    async def soft_delete(self, db: AsyncSession, ticket_id: str) -> None:
+        await soft_delete(db, ticket_id)
+'''
+_ISSUE_20_WRONG_ANSWERS = {
+    "TicketService": {
+        "list_by_user pages first, then drops the deleted tickets in Python (short pages)": '''
+class TicketService:
+    async def create(self, db: AsyncSession, data: TicketCreate, user_id: int) -> Ticket:
+        ticket = Ticket(title=data.title, description=data.description, user_id=user_id)
+        db.add(ticket)
+        try:
+            await db.commit()
+        except Exception:
+            await db.rollback()
+            raise
+        return ticket
+
+    async def list_by_user(self, db: AsyncSession, user_id: int, skip: int, limit: int) -> list[Ticket]:
+        stmt = (select(Ticket).where(Ticket.user_id == user_id)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc()).offset(skip).limit(limit))
+        return [ticket for ticket in await db.scalars(stmt) if ticket.deleted_at is None]
+''' + _TICKET_SERVICE_REST,
+        "create reads the new ticket back by its title (and may find a deleted one)": '''
+class TicketService:
+    async def create(self, db: AsyncSession, data: TicketCreate, user_id: int) -> Ticket:
+        db.add(Ticket(title=data.title, description=data.description, user_id=user_id))
+        try:
+            await db.commit()
+        except Exception:
+            await db.rollback()
+            raise
+        return await db.scalar(select(Ticket).where(Ticket.user_id == user_id, Ticket.title == data.title))
+
+    async def list_by_user(self, db: AsyncSession, user_id: int, skip: int, limit: int) -> list[Ticket]:
+        stmt = (select(Ticket).where(Ticket.user_id == user_id, Ticket.deleted_at.is_(None))
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc()).offset(skip).limit(limit))
+        return list(await db.scalars(stmt))
+''' + _TICKET_SERVICE_REST,
+    },
+    "soft_delete": {
+        "works in a session of its own, not in the one it is given": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    async with SessionLocal() as own:
+        ticket = await own.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        ticket.deleted_at = utcnow()
+        try:
+            await own.commit()
+        except Exception:
+            await own.rollback()
+            raise
+''',
+        "rolls back first 'to start clean' (throws away the caller's pending work)": '''
+async def soft_delete(db: AsyncSession, ticket_id: str) -> None:
+    await db.rollback()
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id == ticket_id, Ticket.deleted_at.is_(None)))
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    ticket.deleted_at = utcnow()
+    try:
+        await db.commit()
+    except Exception:
+        await db.rollback()
+        raise
+''',
+    },
+    "q8_choice": {  # a choice's hidden test compares the value: every wrong choice was caught before too
+        "left unanswered (None) instead of a letter": "q8_choice = None\n",
+        "both letters that mention a hard delete": 'q8_choice = "B, D"\n',
+    },
+    "purge_user": {
+        "purges in a session of its own, not in the one it is given": '''
+async def purge_user(db: AsyncSession, user_id: int) -> int:
+    async with SessionLocal() as own:
+        user = await own.get(User, user_id)
+        if user is None:
+            raise LookupError(user_id)
+        try:
+            result = await own.execute(delete(Ticket).where(Ticket.user_id == user_id))
+            await own.delete(user)
+            await own.commit()
+        except Exception:
+            await own.rollback()
+            raise
+    return result.rowcount
+''',
+        "rolls back first 'to start clean' (throws away the caller's pending work)": '''
+async def purge_user(db: AsyncSession, user_id: int) -> int:
+    await db.rollback()
+    user = await db.get(User, user_id)
+    if user is None:
+        raise LookupError(user_id)
+    try:
+        result = await db.execute(delete(Ticket).where(Ticket.user_id == user_id))
+        await db.delete(user)
+        await db.commit()
+    except Exception:
+        await db.rollback()
+        raise
+    return result.rowcount
+''',
+    },
+    "get_ticket": {
+        "a prefix of the ticket_id is enough ('short ids')": '''
+@app.get("/tickets/{ticket_id}", response_model=TicketResponse)
+async def get_ticket(ticket_id: str, db: SessionDep, current_user: CurrentUser):
+    ticket = await db.scalar(select(Ticket).where(Ticket.ticket_id.startswith(ticket_id), Ticket.deleted_at.is_(None),
+                                                  Ticket.user_id == current_user.id))
+    if ticket is None:
+        raise HTTPException(status_code=404, detail="Ticket not found")
+    return ticket
+''',
+        "a numeric path is taken as the internal id (guessable URLs)": '''
+@app.get("/tickets/{ticket_id}", response_model=TicketResponse)
+async def get_ticket(ticket_id: str, db: SessionDep, current_user: CurrentUser):
+    key = Ticket.id == int(ticket_id) if ticket_id.isdigit() else Ticket.ticket_id == ticket_id
+    ticket = await db.scalar(select(Ticket).where(key, Ticket.deleted_at.is_(None)))
+    if ticket is None or ticket.user_id != current_user.id:
+        raise HTTPException(status_code=404, detail="Ticket not found")
+    return ticket
+''',
+    },
+    "list_tickets": {
+        "pages first, then drops the deleted tickets in Python (short pages)": '''
+@app.get("/tickets", response_model=list[TicketResponse])
+async def list_tickets(db: SessionDep, current_user: CurrentUser, skip: Annotated[int, Query(ge=0)] = 0,
+                       limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    stmt = (select(Ticket).where(Ticket.user_id == current_user.id)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc()).offset(skip).limit(limit))
+    return [ticket for ticket in await db.scalars(stmt) if ticket.deleted_at is None]
+''',
+        "the deleted filter on an outer query around the paged one": '''
+from sqlalchemy.orm import aliased
+
+
+@app.get("/tickets", response_model=list[TicketResponse])
+async def list_tickets(db: SessionDep, current_user: CurrentUser, skip: Annotated[int, Query(ge=0)] = 0,
+                       limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    paged = (select(Ticket).where(Ticket.user_id == current_user.id)
+             .order_by(Ticket.created_at.desc(), Ticket.id.desc()).offset(skip).limit(limit).subquery())
+    page = aliased(Ticket, paged)
+    stmt = select(page).where(page.deleted_at.is_(None)).order_by(page.created_at.desc(), page.id.desc())
+    return list(await db.scalars(stmt))
+''',
+    },
+    "list_tickets_keyset": {
+        "the cursor's ticket loaded again as a live ticket (fails once it is deleted)": '''
+@app.get("/v2/tickets", response_model=TicketPage)
+async def list_tickets_keyset(db: SessionDep, current_user: CurrentUser, cursor: str | None = None,
+                              limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    stmt = select(Ticket).where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+    if cursor is not None:
+        try:
+            _, last_id = decode_cursor(cursor)
+        except ValueError:
+            raise HTTPException(status_code=422, detail="Invalid cursor")
+        last = await db.scalar(select(Ticket).where(Ticket.id == last_id, Ticket.deleted_at.is_(None)))
+        stmt = stmt.where(tuple_(Ticket.created_at, Ticket.id) < tuple_(last.created_at, last.id))
+    tickets = list(await db.scalars(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit + 1)))
+    items = tickets[:limit]
+    return TicketPage(items=items, next_cursor=encode_cursor(items[-1]) if len(tickets) > limit else None)
+''',
+        "the cursor's ticket loaded again by its id (fails once it is erased)": '''
+@app.get("/v2/tickets", response_model=TicketPage)
+async def list_tickets_keyset(db: SessionDep, current_user: CurrentUser, cursor: str | None = None,
+                              limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    stmt = select(Ticket).where(Ticket.user_id == current_user.id, Ticket.deleted_at.is_(None))
+    if cursor is not None:
+        try:
+            _, last_id = decode_cursor(cursor)
+        except ValueError:
+            raise HTTPException(status_code=422, detail="Invalid cursor")
+        last = await db.get(Ticket, last_id)
+        stmt = stmt.where(tuple_(Ticket.created_at, Ticket.id) < tuple_(last.created_at, last.id))
+    tickets = list(await db.scalars(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit + 1)))
+    items = tickets[:limit]
+    return TicketPage(items=items, next_cursor=encode_cursor(items[-1]) if len(tickets) > limit else None)
+''',
+    },
+}
+for _exercise, _mistakes in _ISSUE_20_WRONG_ANSWERS.items():
+    WRONG_ANSWERS[_exercise].update(_mistakes)
