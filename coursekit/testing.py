@@ -8,9 +8,13 @@ place where tests/ and its wrong answers exist: COURSE_ROOT is that checkout.
 import copy
 import hashlib
 import json
+import os
 import re
 import runpy
 import shutil
+import signal
+import socket
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -254,3 +258,38 @@ def pins(lines) -> dict[str, str]:
         if match:
             found[match.group(1).lower()] = match.group(3)
     return found
+
+
+# Browser tests (tests/test_browser.py, tests/test_instructor_safety_browser.py): the distribution's Chromium.
+# The Debian package's binary (the /usr/bin/chromium wrapper only adds flags and prints a harmless warning).
+BROWSERS = ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "chromium", "chromium-browser"]
+INSTALL_HINT = (
+    "The browser test needs Chromium from your distribution: `sudo apt-get install chromium` on Debian/Ubuntu "
+    "(`make test` installs it by itself when run as root), or set CHROMIUM=/path/to/chromium-or-chrome."
+)
+
+
+def find_browser() -> str | None:
+    for candidate in [os.environ.get("CHROMIUM"), *BROWSERS]:
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(server: subprocess.Popen) -> None:
+    """End `make start` and the JupyterLab it started (their own process group), kernels included."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, sig)
+            server.wait(timeout=30)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue

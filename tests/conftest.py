@@ -1,11 +1,13 @@
 """Shared fixtures. The expensive part, autograding a class of submissions, runs once per assignment."""
+import os
+
 import pytest
 
 from traitlets.config import Config
 
 from coursekit import testing as subs
 from coursekit.grading import grade_assignment
-from coursekit.testing import SKIP_TAGS, make_course_folder
+from coursekit.testing import INSTALL_HINT, SKIP_TAGS, find_browser, make_course_folder
 
 # A cell may run this long before it is interrupted: generous for correct work on a loaded CI machine.
 # (Submissions that loop, hang or kill their kernel are graded once, in tests/test_bad_submissions.py.)
@@ -63,3 +65,13 @@ def graded_class(tmp_path_factory):
         return cache[assignment]
 
     return get
+
+
+@pytest.fixture
+def browser_path():
+    path = find_browser()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(INSTALL_HINT, pytrace=False)
+        pytest.skip(f"no Chromium on this machine (CI would fail here). {INSTALL_HINT}")
+    return path

@@ -4,19 +4,15 @@ Headless Chromium from the distribution's packages (`make test` installs Debian'
 and it runs as root), driven by Playwright with that system browser: nothing is downloaded at test time.
 Screenshots of every step are saved in artifacts/browser/ (git-ignored).
 """
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from coursekit.testing import COURSE_ROOT
+from coursekit.testing import COURSE_ROOT, free_port, stop
 from coursekit import testing as subs
 
 pytestmark = pytest.mark.slow  # starts JupyterLab: skipped by `-m "not slow"`
@@ -27,37 +23,6 @@ TOKEN = "course-browser-test"
 # What a student's copy of the course holds: README's command 1 works in it as it does in the repository.
 STUDENT_COPY = ["Makefile", "requirements.txt", "nbgrader_config.py", "jupyter-student", "notebooks", "release"]
 KERNEL_WAIT_MS = 90_000  # a kernel on a busy 2-core machine: Playwright's 5-30 s defaults are too short
-# The Debian package's binary (the /usr/bin/chromium wrapper only adds flags and prints a harmless warning).
-BROWSERS = ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "chromium", "chromium-browser"]
-INSTALL_HINT = (
-    "The browser test needs Chromium from your distribution: `sudo apt-get install chromium` on Debian/Ubuntu "
-    "(`make test` installs it by itself when run as root), or set CHROMIUM=/path/to/chromium-or-chrome."
-)
-
-
-def find_browser() -> str | None:
-    for candidate in [os.environ.get("CHROMIUM"), *BROWSERS]:
-        if candidate and (found := shutil.which(candidate)):
-            return found
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def browser_path():
-    path = find_browser()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(INSTALL_HINT, pytrace=False)
-        pytest.skip(f"no Chromium on this machine (CI would fail here). {INSTALL_HINT}")
-    return path
-
-
 @pytest.fixture
 def student_lab(tmp_path):
     """README's command 1, `make start`, run in a student's copy of the course; yields the server's URL.
@@ -99,19 +64,6 @@ def student_lab(tmp_path):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "jupyterlab.log").write_text(log.read())
         log.close()
-
-
-def stop(server: subprocess.Popen) -> None:
-    """End `make start` and the JupyterLab it started (their own process group), kernels included."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(server.pid, sig)
-            server.wait(timeout=30)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def first_exercise(assignment: str) -> tuple[int, int, list[int], str]:

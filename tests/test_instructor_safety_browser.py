@@ -24,7 +24,7 @@ import pytest
 
 from coursekit import testing as subs
 from coursekit.nbgrader_cli import ENV_WITH_VENV, nbgrader
-from test_browser import browser_path, free_port, stop  # noqa: F401 (browser_path is a fixture: skips or fails like test_browser)
+from coursekit.testing import free_port, stop
 
 pytestmark = pytest.mark.slow  # grades two notebooks, starts two Jupyter servers and Chromium
 
