@@ -169,3 +169,36 @@ def test_feedback_counts_the_survivors_and_names_only_the_kind_of_a_hidden_one(g
     assert "a hidden mutant (a fault of kind: data loss) survived" in text, "a hidden survivor is named by its kind"
     leaked = shows_hidden_mutants(text)
     assert not leaked, f"the feedback shows hidden mutants: {leaked[:5]}"
+
+
+HIDING_SUITE = '''
+def test_that_hides_every_later_error():
+    get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)
+
+
+def test_one():
+    pass
+
+
+def test_two():
+    pass
+'''
+
+
+@pytest.mark.slow
+def test_a_suite_that_changes_the_kernel_while_it_runs_scores_nothing_and_is_reported(tmp_path):
+    """The student's tests run inside test cells, under the same probes as any test cell: a test that installs an
+    exception handler (which would hide the failures of every later cell) makes the cells it ran in score 0."""
+    from coursekit.grading import Grading, grade_assignment
+    from coursekit.outcomes import ProblemKind
+
+    correct = subs.correct_submission(ASSIGNMENT)
+    answers = subs.solution_answers(ASSIGNMENT)
+    course = subs.make_course_folder(tmp_path, [ASSIGNMENT])
+    subs.write_class(course, ASSIGNMENT, {"hider": subs.with_answers(correct, {**answers, "my_tests": HIDING_SUITE})})
+    (result,) = grade_assignment(course, ASSIGNMENT, settings=Grading(jobs=1))
+    assert result.problem is not None and result.problem.kind is ProblemKind.TAMPERED, result.problem
+    my_tests = {cell: score for cell, score in result.scores.items() if cell.startswith("test_my_tests_")}
+    assert set(my_tests.values()) == {0.0}, my_tests
+    others = {cell: score for cell, score in result.scores.items() if cell not in my_tests}
+    assert others == {cell: result.max_scores[cell] for cell in others}, "the endpoints' points are untouched"
