@@ -92,6 +92,8 @@ else:
     c.GuardedExecute.preload_modules = [
         "fastapi", "fastapi.security", "pydantic", "sqlalchemy", "sqlalchemy.ext.asyncio",
         "sqlalchemy.orm", "aiosqlite", "httpx", "jwt", "pwdlib",
+        # 04-capstone runs the student's pytest suite in the kernel with ipytest (pytest loads anyio's plugin itself)
+        "ipytest", "pytest",
     ]
 
 # Feedback returned to students must not show the hidden tests: ClearHiddenTests removes them from the cells,

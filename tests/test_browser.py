@@ -105,6 +105,8 @@ def test_a_student_opens_section_1_runs_it_answers_the_first_exercise_and_finds_
             expect(page).to_have_url(re.compile(r"/lab/tree/notebooks/start\.ipynb"))
             start = page.locator(".jp-NotebookPanel:visible")
             expect(start.locator(".jp-RenderedMarkdown h2", has_text="The sections")).to_be_visible()
+            for title in ("Async database", "Dependency injection", "CRUD operations", "Capstone: the help desk as one app"):
+                expect(start.get_by_role("link", name=title, exact=True)).to_be_visible()
             shot(page, "start-page")
 
             # 2. The link to Section 1, by its text (the first link of a heading is its anchor).

@@ -47,7 +47,7 @@ def test_make_start_serves_the_start_page_and_the_section_notebooks():
         status, body = get(f"{base}/api/contents/notebooks/start.ipynb?token={token}")
         start_page = json.loads(body)["content"]
         links = "".join("".join(c["source"]) for c in start_page["cells"])
-        for section in ("01-async-database", "02-dependency-injection", "03-crud-operations"):
+        for section in ("01-async-database", "02-dependency-injection", "03-crud-operations", "04-capstone"):
             assert f"../release/{section}/{section}.ipynb" in links
         status, body = get(f"{base}/api/contents/release/01-async-database/01-async-database.ipynb?token={token}")
         notebook = json.loads(body)["content"]

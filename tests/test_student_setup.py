@@ -21,7 +21,7 @@ INSTRUCTOR_PLUGINS = {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-
                       "@jupyter/nbgrader:course-list"}
 STUDENT_PLUGINS = {"@jupyter/nbgrader:validate-assignment", "@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:menu"}
 INSTRUCTOR_SERVER_EXTENSIONS = {"nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list"}
-DEV_ONLY = {"pytest", "nbval", "playwright"}
+DEV_ONLY = {"nbval", "playwright"}  # pytest is a student tool too: the capstone's students run their own suite
 
 
 def test_binder_builds_the_top_level_environment_yml_and_fetches_nothing_else():
