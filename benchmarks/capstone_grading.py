@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from traitlets.config import Config
+
 from coursekit import testing as subs
-from coursekit.grading import Grading, grade_assignment
+from coursekit.grading import grade_assignment
 
 ASSIGNMENT = "04-capstone"
 
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
         subs.write_class(course, ASSIGNMENT, class_)
         load_before = os.getloadavg()
         started = time.perf_counter()
-        results = grade_assignment(course, ASSIGNMENT, settings=Grading(jobs=args.jobs))
+        results = grade_assignment(course, ASSIGNMENT, config=Config({"Grading": {"jobs": args.jobs}}))
         wall = time.perf_counter() - started
         load_after = os.getloadavg()
     for result in sorted(results, key=lambda r: r.student):

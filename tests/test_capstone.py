@@ -13,8 +13,7 @@ import pytest
 
 from coursekit import testing as subs
 from coursekit.nbgrader_cli import nbgrader
-from coursekit.testing import COURSE_ROOT
-from test_feedback import html_text
+from coursekit.testing import COURSE_ROOT, html_text
 
 ASSIGNMENT = "04-capstone"
 SOLUTION = re.compile(r"^\s*### (BEGIN|END) SOLUTION\n", re.M)
@@ -189,14 +188,16 @@ def test_two():
 def test_a_suite_that_changes_the_kernel_while_it_runs_scores_nothing_and_is_reported(tmp_path):
     """The student's tests run inside test cells, under the same probes as any test cell: a test that installs an
     exception handler (which would hide the failures of every later cell) makes the cells it ran in score 0."""
-    from coursekit.grading import Grading, grade_assignment
+    from traitlets.config import Config
+
+    from coursekit.grading import grade_assignment
     from coursekit.outcomes import ProblemKind
 
     correct = subs.correct_submission(ASSIGNMENT)
     answers = subs.solution_answers(ASSIGNMENT)
     course = subs.make_course_folder(tmp_path, [ASSIGNMENT])
     subs.write_class(course, ASSIGNMENT, {"hider": subs.with_answers(correct, {**answers, "my_tests": HIDING_SUITE})})
-    (result,) = grade_assignment(course, ASSIGNMENT, settings=Grading(jobs=1))
+    (result,) = grade_assignment(course, ASSIGNMENT, config=Config({"Grading": {"jobs": 1}}))
     assert result.problem is not None and result.problem.kind is ProblemKind.TAMPERED, result.problem
     my_tests = {cell: score for cell, score in result.scores.items() if cell.startswith("test_my_tests_")}
     assert set(my_tests.values()) == {0.0}, my_tests
