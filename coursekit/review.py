@@ -97,7 +97,8 @@ RULES: tuple[Rule, ...] = (
          "a walk from an ordinary object to the interpreter's internals (().__class__.__base__.__subclasses__(), "
          "f.__globals__, __builtins__), as a name, an attribute or a string given to getattr"),
     Rule("computed attribute name", "dynamic-attribute", r"getattr|setattr|delattr",
-         "an attribute whose name is computed cannot be read here: it can be any of the above"),
+         "an attribute whose name is computed cannot be read here: it can be any of the above (setattr(obj, name, "
+         "value) with a variable's name, the partial-update idiom, is not flagged)"),
     Rule("/proc or /dev/mem path", "string", r".*(/proc/|/dev/k?mem).*",
          "the kernel's own memory and file descriptors (/proc/self/mem rewrites the running interpreter)"),
     Rule("IPython magic or shell escape", "magic", r"",
@@ -156,6 +157,22 @@ def _os_aliases(tree) -> set[str]:
             for alias in node.names if alias.name in ("os", "posix", "nt") and alias.asname}
 
 
+def _loop_fields(tree) -> set[str]:
+    """Names a `for` loop (or comprehension) binds from an iterable that is neither a literal nor dir()/vars():
+    the fields of a payload, not names the code spelled out."""
+    def from_data(iterable) -> bool:
+        calls = [n.func for n in ast.walk(iterable) if isinstance(n, ast.Call)]
+        spelled = any(isinstance(n, (ast.Constant, ast.JoinedStr)) and isinstance(getattr(n, "value", ""), str)
+                      for n in ast.walk(iterable))
+        return not spelled and not any(isinstance(f, ast.Name) and f.id in ("dir", "vars", "getattr") for f in calls)
+
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and from_data(node.iter):
+            names.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
+    return names
+
+
 def _unsafe_dunder(text: str) -> bool:
     return any(d not in SAFE_DUNDERS for d in _DUNDER.findall(text))
 
@@ -167,6 +184,7 @@ class _Reader(ast.NodeVisitor):
         self.found: list[tuple[int, Rule]] = []
         self.own = _own_names(tree) if tree is not None else set()
         self.os_names = {"os", "posix", "nt"} | (_os_aliases(tree) if tree is not None else set())
+        self.loop_fields = _loop_fields(tree) if tree is not None else set()
 
     def _flag(self, node, rule: Rule | None):
         if rule is not None:
@@ -216,7 +234,13 @@ class _Reader(ast.NodeVisitor):
     def visit_Call(self, node):
         if isinstance(node.func, ast.Name) and _match("dynamic-attribute", node.func.id):
             name = node.args[1] if len(node.args) > 1 else None
-            if name is None or not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+            literal = isinstance(name, ast.Constant) and isinstance(name.value, str)
+            # `for field in changes.model_fields_set: setattr(ticket, field, getattr(changes, field))`: the
+            # partial-update idiom (FastAPI's full-stack template does it): an object the code holds, a field name a
+            # loop takes from data. A name built from strings or taken from dir() is still flagged.
+            field_loop = (isinstance(node.args[0], ast.Name) and isinstance(name, ast.Name)
+                          and name.id in self.loop_fields)
+            if name is None or not (literal or field_loop):
                 self._flag(node, _match("dynamic-attribute", node.func.id))
         self.generic_visit(node)
 

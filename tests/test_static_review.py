@@ -102,6 +102,9 @@ def test_the_course_s_own_locked_cells_would_be_flagged_if_a_student_wrote_them(
     "def broken(:\n    get_ipython()",  # does not parse: not flagged for that (its test cells say what fails)
     "from re import compile\npattern = compile('a+')\nvars = {'a': 1}",  # not the builtins, a variable's name
     "from IPython.display import HTML, display\ndisplay(HTML('<b>3 tickets</b>'))",  # output only
+    # the partial-update idiom: the fields a client sent, copied by name (the capstone's update_ticket)
+    "for name in changes.model_fields_set:\n    setattr(ticket, name, getattr(changes, name))",
+    "for key, value in data.model_dump(exclude_unset=True).items():\n    setattr(ticket, key, value)",
 ])
 def test_ordinary_code_is_not_flagged(source):
     assert flagged(source) == []
@@ -151,6 +154,9 @@ def test_bad_submissions_that_kill_processes_are_flagged(source):
     ("x = 1\nprint(In)", "input/output history", 2),
     ("print(_ih[-2])", "input/output history", 1),
     ("print(_i7)", "input/output history", 1),
+    ("name = '__cl' + 'ass__'\nkind = getattr(x, name)", "computed attribute name", 2),  # not a loop over data
+    ("for name in dir(x):\n    value = getattr(x, name)", "computed attribute name", 2),
+    ("for name in ['f_back', 'f_code']:\n    frame = getattr(frame, name)", "computed attribute name", 2),
     ("import sys\nsys.addaudithook(lambda event, args: print(args))", "interpreter internals", 1),
     ("import linecache\nprint(linecache.cache)", "interpreter internals", 1),
     ("import gc\nobjects = gc.get_objects()", "interpreter internals", 1),
