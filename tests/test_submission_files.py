@@ -249,7 +249,7 @@ def test_plain_nbgrader_autograde_refuses_links_and_leaves_other_files_out(tmp_p
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "fastapi-async-db") as gradebook:
         for student in HONEST:
             submission = gradebook.find_submission(ASSIGNMENT, student)
-            assert submission.score == submission.max_score > 0, student
+            assert submission.score == submission.max_score > 0, (student, log[-4000:])
         for student in REFUSED:
             try:
                 assert gradebook.find_submission(ASSIGNMENT, student).score == 0, student
