@@ -259,9 +259,11 @@ def test_files_outside_the_students_folder_cannot_be_read(hostile_class):
     printed = "".join("".join(output.get("text", "")) for output in outputs)
     attempts = [line for line in printed.splitlines() if line.startswith("ATTACK")]
     assert len(attempts) == 9, attempts  # every attempt ran, and said how it ended
-    # Starting a process works (it dies with the sandbox: test_no_process_outlives_grading); nothing else does.
+    # Nothing works: starting a process is refused by the grader's audit hook (and would die with the sandbox:
+    # test_no_process_outlives_grading).
     done = [line for line in attempts if line.endswith(": done")]
-    assert done == ["ATTACK leave a process: done"], attempts
+    assert done == [], attempts
+    assert "subprocess.Popen" in str(hostile_class["results"]["harms-the-class"].problem)
     # what the student's notebook (and so the feedback) shows: no master notebook, no grader config, no secret
     shown = json.dumps(outputs)
     assert "BEGIN HIDDEN TESTS" not in shown and "CourseDirectory" not in shown and SECRET not in shown
