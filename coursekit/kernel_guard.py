@@ -255,7 +255,7 @@ ALWAYS_VETOED = frozenset({
 # pydantic, SQLAlchemy's warnings, logging) read their caller's frame themselves, and must keep working.
 FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 EVENTS = ALWAYS_VETOED | {"sys._getframe", "marshal.loads", "object.__getattr__", "object.__setattr__", "open",
-                          "compile", "code.__new__", "exec", CHECK_EVENT, REACH_EVENT}
+                          "compile", "code.__new__", "exec", "os.symlink", CHECK_EVENT, REACH_EVENT}
 # Code of the environment that hands frames (or what they hold) back to its caller: the frame walk goes through it
 # to the code that called it.
 HELPER_FILES = ("/inspect.py", "/traceback.py", "/cgitb.py", "/pdb.py", "/bdb.py", "/linecache.py", "/codeop.py",
@@ -485,9 +485,15 @@ def install(shell, key_hex: str, settings: dict) -> None:
             path = args[0]
             if _type(path) is _bytes:
                 path = path.decode(errors="replace")
-            if not (_type(path) is _str and path.startswith("/proc/") and path.endswith("/mem")):
+            # /proc/<pid>/mem, also through a relative path (a folder of /proc as the working folder, dir_fd)
+            if not (_type(path) is _str and path.rpartition("/")[2] == "mem"
+                    and ("proc/" in path or not path.startswith("/"))):
                 return
             veto("open", path)
+        if event == "os.symlink":
+            if _isinstance(args[0], (_str, _bytes)) and "proc" in _str(args[0]):
+                veto("os.symlink", f"a link to {args[0]}")
+            return
         frame = caller()  # one of ALWAYS_VETOED: only the guard's own code (restoring a trace function) may
         if frame is not None and frame.f_code.co_filename == GUARD_FILE:
             return

@@ -86,6 +86,10 @@ class GuardedExecute(IntegrityChecks, Execute):
              "A module missing from the environment stops grading with an error that names it.",
     ).tag(config=True)
 
+    # IPython keeps every cell it ran in a history database (nbclient makes it ":memory:"): a grading kernel keeps none,
+    # so that no later cell reads an earlier one there (test cells also run with store_history=False: not in In).
+    KERNEL_ARGUMENTS = ("--HistoryManager.enabled=False",)
+
     def create_kernel_manager(self):
         """nbclient's kernel manager, whose kernel the sandbox provisioner starts (unless unsafe_no_sandbox)."""
         km = super().create_kernel_manager()
@@ -119,6 +123,8 @@ class GuardedExecute(IntegrityChecks, Execute):
     # Kernel start and stop: timed (the sync wrappers are what ExecutePreprocessor.preprocess calls).
     def start_new_kernel(self, **kwargs):
         started = time.perf_counter()
+        missing = [argument for argument in self.KERNEL_ARGUMENTS if argument not in self.extra_arguments]
+        self.extra_arguments = [*self.extra_arguments, *missing]
         try:
             result = super().start_new_kernel(**kwargs)
             self._limit_kernel_memory()
