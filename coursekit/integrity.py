@@ -120,8 +120,11 @@ class IntegrityChecks:
         request's copy, and a second request replaces IPython's record of this one.
         """
         self._key = secrets.token_bytes(32)
-        settings = {"begin": self._hidden_delimiters()[0], "end": self._hidden_delimiters()[1],
-                    "roots": ENVIRONMENT_ROOTS}
+        begin, end = self._hidden_delimiters()
+        # The course's own cells (locked, restored from the gradebook by nbgrader): the hook trusts their code.
+        trusted = sorted({self._mac(cell.source.rstrip()) for cell in getattr(self, "nb", {"cells": []})["cells"]
+                          if cell.cell_type == "code" and utils.is_locked(cell) and not utils.is_solution(cell)})
+        settings = {"begin": begin, "end": end, "roots": ENVIRONMENT_ROOTS, "trusted": trusted}
         code = (f"(lambda g: (exec(compile({GUARD_SOURCE!r}, {kernel_guard.GUARD_FILE!r}, 'exec'), g), "
                 f"g['install'](get_ipython(), {self._key.hex()!r}, {settings!r})))({{'__name__': 'coursekit_guard'}})\n")
         for request in (code, "pass\n"):

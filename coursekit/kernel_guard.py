@@ -244,7 +244,6 @@ CHECK_EVENT, REACH_EVENT = "coursekit.check", "coursekit.reach"
 # Vetoed whoever asks (the guard's own code excepted): nothing a notebook needs, everything a forger does.
 ALWAYS_VETOED = frozenset({
     "sys.addaudithook", "sys._current_frames", "sys.settrace", "sys.setprofile",
-    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
     "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "pty.spawn",
     "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.addressof", "ctypes.call_function",
     "ctypes.cdata", "ctypes.cdata/buffer", "ctypes.create_string_buffer", "ctypes.create_unicode_buffer",
@@ -254,7 +253,8 @@ ALWAYS_VETOED = frozenset({
 # Vetoed when student code asks (directly, or through a helper that hands frames back): libraries (typing, enum,
 # pydantic, SQLAlchemy's warnings, logging) read their caller's frame themselves, and must keep working.
 FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
-EVENTS = ALWAYS_VETOED | {"sys._getframe", "marshal.loads", "object.__getattr__", "object.__setattr__", "open",
+FROM_STUDENT_VETOED = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents", "marshal.loads"})
+EVENTS = ALWAYS_VETOED | FROM_STUDENT_VETOED | {"sys._getframe", "object.__getattr__", "object.__setattr__", "open",
                           "compile", "code.__new__", "exec", "os.symlink", CHECK_EVENT, REACH_EVENT}
 # Code of the environment that hands frames (or what they hold) back to its caller: the frame walk goes through it
 # to the code that called it.
@@ -265,43 +265,42 @@ HELPER_FOLDERS = ("/asyncio/", "/stack_data/", "/executing/", "/pure_eval/", "/_
 HELPER_FUNCTIONS = (("/logging/__init__.py", "<lambda>"),)  # logging.currentframe
 
 
-def hidden_lines(source: str, begin: str, end: str) -> str:
-    """The source with the lines between nbgrader's hidden-test delimiters blanked (same number of lines)."""
-    lines, inside = source.split("\n"), False
-    for index, line in enumerate(lines):
-        if begin in line:
-            inside = True
-        elif end in line:
-            inside = False
-        elif inside:
-            lines[index] = ""
-    return "\n".join(lines)
-
-
 def install(shell, key_hex: str, settings: dict) -> None:
     """Add the grader's audit hook (see the module's docstring). Runs once, first, in a fresh kernel.
 
     settings: "begin"/"end" (nbgrader's hidden-test delimiters), "roots" (folders of the read-only environment
     besides Python's own).
     """
+    # Everything the hook uses is bound here, in its closure: a student can reach this module's globals (through any
+    # of its functions' __globals__) and rebind builtins, not these.
+    events, always_vetoed, from_student_vetoed, frame_attributes = EVENTS, ALWAYS_VETOED, FROM_STUDENT_VETOED, FRAME_ATTRIBUTES
+    helper_files, helper_folders, helper_functions = HELPER_FILES, HELPER_FOLDERS, HELPER_FUNCTIONS
+    guard_file, check_event, reach_event = GUARD_FILE, CHECK_EVENT, REACH_EVENT
+    _sys, _linecache, _RuntimeError, _OSError, _enumerate = sys, linecache, RuntimeError, OSError, enumerate
     guard = Guard(shell)
     key = bytes.fromhex(key_hex)
     # Everything the hook calls is bound here: a student can rebind builtins and module attributes, not these.
     mac = _hashlib.hmac_digest
-    getframe, get_ident, audit_hooks = sys._getframe, _thread.get_ident, sys.addaudithook
+    getframe, get_ident, audit_hooks = _sys._getframe, _thread.get_ident, _sys.addaudithook
     _repr, _type, _str, _bytes, _len, _tuple, _isinstance, _list = repr, type, str, bytes, len, tuple, isinstance, list
     _open, _exception = open, Exception
-    cache = linecache.cache
+    _all, _any, _zip, _vars, _getattr, _hasattr, _delattr = all, any, zip, vars, getattr, hasattr, delattr
     begin, end = settings["begin"], settings["end"]
     shell_class = type(shell)
     run_code, run_ast_nodes = shell_class.run_code.__code__, shell_class.run_ast_nodes.__code__
     run_cell_async = shell_class.run_cell_async.__code__
-    kernel = getattr(shell, "kernel", None)
+    kernel = _getattr(shell, "kernel", None)
     get_parent = kernel.get_parent if kernel is not None else (lambda: {})
-    roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    roots |= {p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    roots = {os.path.realpath(p) for p in (_sys.prefix, _sys.base_prefix, _sys.exec_prefix, _sys.base_exec_prefix)}
+    roots |= {p for p in (_sys.prefix, _sys.base_prefix, _sys.exec_prefix, _sys.base_exec_prefix)}
     roots |= set(settings.get("roots", ()))
     env_roots = _tuple(r.rstrip("/") + "/" for r in roots if r and r != "/")
+    ast_transformers, compiler = _list(shell.ast_transformers), shell.compile
+    transform_ast = shell_class.transform_ast
+    # The course's own cells (locked setup and test cells, by MAC of their source) and the file names IPython ran
+    # them under: their code is the course's (Section 2's setup walks gc.get_objects), not the student's.
+    trusted_sources = frozenset(settings.get("trusted", ()))
+    trusted_files = set()
     busy = set()  # threads inside the hook's own sys._getframe
     vetoes: list = []  # (event, what), in order
     reported = [0]  # how many vetoes the last report covered
@@ -315,9 +314,9 @@ def install(shell, key_hex: str, settings: dict) -> None:
         name = code.co_filename
         if not name.startswith(env_roots):
             return False
-        if name.endswith(HELPER_FILES) or any(folder in name for folder in HELPER_FOLDERS):
+        if name.endswith(helper_files) or _any(folder in name for folder in helper_folders):
             return True
-        return any(name.endswith(file) and code.co_name == function for file, function in HELPER_FUNCTIONS)
+        return _any(name.endswith(file) and code.co_name == function for file, function in helper_functions)
 
     def caller():
         """The frame of the code that raised the event (None inside the hook's own frame lookup)."""
@@ -340,11 +339,11 @@ def install(shell, key_hex: str, settings: dict) -> None:
         if frame is None:
             return False
         name = frame.f_code.co_filename
-        return name != GUARD_FILE and not is_env(name)
+        return name != guard_file and not is_env(name) and name not in trusted_files
 
     def veto(event: str, what: str = ""):
         vetoes.append((event, what))
-        raise RuntimeError(f"The grader forbids {event}{f' ({what})' if what else ''} while grading: "
+        raise _RuntimeError(f"The grader forbids {event}{f' ({what})' if what else ''} while grading: "
                            "a notebook must not inspect or change how Python runs it.")
 
     def sign(report) -> str:
@@ -352,11 +351,37 @@ def install(shell, key_hex: str, settings: dict) -> None:
         return text + "|" + mac(key, text.encode(), "sha256").hex()
 
     def blank(raw: str) -> str:
-        return hidden_lines(raw, begin, end) if begin in raw else raw
+        """The source with the lines between nbgrader's hidden-test delimiters blanked (see hidden_lines)."""
+        lines, inside = raw.split("\n"), False
+        for index, line in _enumerate(lines):
+            if begin in line:
+                inside = True
+            elif end in line:
+                inside = False
+            elif inside:
+                lines[index] = ""
+        return "\n".join(lines)
+
+    def pristine_ast_path() -> bool:
+        """IPython turns a parsed cell into code as it did at start (no AST transformer, its own compiler)."""
+        transformers = shell.ast_transformers
+        return (_type(transformers) is _list and _len(transformers) == _len(ast_transformers)
+                and _all(a is b for a, b in _zip(transformers, ast_transformers))
+                and shell.compile is compiler and "transform_ast" not in _vars(shell)
+                and _type(shell).transform_ast is transform_ast)
+
+    def run_by_ipython(frame, filename) -> bool:
+        """Whether `frame` (or a frame above it) runs inside IPython's run_ast_nodes of the cell named `filename`,
+        called by IPython's run_cell_async of that cell (not by other code handing IPython a cell's name)."""
+        while frame is not None and frame.f_code is not run_ast_nodes:
+            frame = frame.f_back
+        cell = frame.f_back if frame is not None else None
+        return cell is not None and cell.f_code is run_cell_async and cell.f_locals.get("cell_name") == filename
 
     def on_compile(source, filename):
-        if test and _type(source) is _bytes:
-            if mac(key, source.rstrip(), "sha256").hex() == test["expected"]:
+        if _type(source) is _bytes:
+            digest = mac(key, source.rstrip(), "sha256").hex()
+            if test and digest == test["expected"]:
                 if "blanked" not in test:  # the first parse of the test cell (ipykernel's should_run_async)
                     test["blanked"] = blank(source.decode())
                     content = get_parent().get("content")  # the request, as the kernel and IPython keep it
@@ -364,34 +389,44 @@ def install(shell, key_hex: str, settings: dict) -> None:
                         content["code"] = blank(content["code"])
                 if filename != "<>":  # IPython's own parse of the cell, under the cell's file name
                     test["file"] = filename
-                    entry = cache.get(filename)
+                    trusted_files.add(filename)
+                    entry = _linecache.cache.get(filename)
                     if entry:
-                        cache[filename] = (entry[0], None, [line + "\n" for line in test["blanked"].split("\n")],
+                        _linecache.cache[filename] = (entry[0], None, [line + "\n" for line in test["blanked"].split("\n")],
                                            filename)
-            elif filename == test.get("file"):
-                test["forged"] = "other code was compiled under the test cell's name"
-        if _type(filename) is _str and (filename == GUARD_FILE or is_env(filename)):
+            elif digest in trusted_sources:
+                if filename != "<>" and pristine_ast_path():
+                    trusted_files.add(filename)
+            elif filename in trusted_files:
+                if test and filename == test.get("file"):
+                    test["forged"] = "other code was compiled under the test cell's name"
+                veto("compile", "other code under the name of a course cell")
+        if _type(filename) is _str and (filename == guard_file or is_env(filename)):
             if _type(source) is _bytes and filename.startswith(env_roots):
                 try:
                     with _open(filename, "rb") as file:
                         if file.read() == source:
                             return
-                except OSError:
+                except _OSError:
                     pass
             veto("compile", f"code under the name {filename}")
         if filename is None and _type(source) is not _bytes:  # an AST: the file name is in the caller's frame
             frame = caller()
             if frame is not None and frame.f_code.co_filename.endswith("/codeop.py"):
                 filename = frame.f_locals.get("filename")
-                if filename == GUARD_FILE or is_env(filename):
+                if filename == guard_file or is_env(filename):
                     veto("compile", f"code under the name {filename}")
+                if filename in trusted_files and not (pristine_ast_path() and run_by_ipython(frame, filename)):
+                    trusted_files.discard(filename)
+                    if test and filename == test.get("file"):
+                        test["forged"] = "its code was changed or run by other code"
             elif frame is not None and from_student(frame, False):
                 veto("compile", "an AST")
 
     def on_exec(code):
         if test and test.get("file") and code.co_filename == test["file"] and not test.get("info_blanked"):
-            result = getattr(shell.displayhook, "exec_result", None)  # IPython's ExecutionInfo of the running cell
-            info = getattr(result, "info", None)
+            result = _getattr(shell.displayhook, "exec_result", None)  # IPython's ExecutionInfo of the running cell
+            info = _getattr(result, "info", None)
             if info is not None:
                 info.raw_cell = info.transformed_cell = test["blanked"]
             test["info_blanked"] = True
@@ -406,11 +441,7 @@ def install(shell, key_hex: str, settings: dict) -> None:
         ok = frame is not None and frame.f_code.co_name == "<module>" and (name is None or frame.f_code.co_filename == name)
         if ok:
             run = frame.f_back
-            nodes = run.f_back if run is not None else None
-            cell = nodes.f_back if nodes is not None else None
-            ok = (run is not None and run.f_code is run_code and nodes is not None and nodes.f_code is run_ast_nodes
-                  and cell is not None and cell.f_code is run_cell_async
-                  and cell.f_locals.get("cell_name") == frame.f_code.co_filename)
+            ok = run is not None and run.f_code is run_code and run_by_ipython(run, frame.f_code.co_filename)
         if ok:
             test["reached"] = True
         else:
@@ -419,11 +450,11 @@ def install(shell, key_hex: str, settings: dict) -> None:
     def close_test():
         name = test.get("file")
         if name:
-            cache.pop(name, None)
-            getattr(shell.compile, "_filename_map", {}).pop(name, None)
+            _linecache.cache.pop(name, None)
+            _getattr(shell.compile, "_filename_map", {}).pop(name, None)
         for attribute in ("last_type", "last_value", "last_traceback", "last_exc"):
-            if hasattr(sys, attribute):
-                delattr(sys, attribute)
+            if _hasattr(sys, attribute):
+                _delattr(sys, attribute)
 
     def on_check(args):
         nonce, names, marker, collect, arm, box = args
@@ -447,10 +478,10 @@ def install(shell, key_hex: str, settings: dict) -> None:
         box.append(sign((nonce, found, reached, forged, during, new)))
 
     def hook(event, args):
-        if event not in EVENTS:
+        if event not in events:
             return
         if event == "object.__getattr__":
-            if args[1] not in FRAME_ATTRIBUTES:
+            if args[1] not in frame_attributes:
                 return
             if from_student(caller(), True):
                 veto(f"reading {args[1]}")
@@ -465,20 +496,21 @@ def install(shell, key_hex: str, settings: dict) -> None:
             return
         if event == "compile":
             return on_compile(args[0], args[1])
-        if event == CHECK_EVENT:
+        if event == check_event:
             return on_check(args)
-        if event == REACH_EVENT:
+        if event == reach_event:
             return on_reach(args[0])
         if event == "object.__setattr__":
             if args[1] == "__code__" and from_student(caller(), False):
                 veto("setting a function's __code__")
             return
-        if event == "marshal.loads":
+        if event in from_student_vetoed:
             if from_student(caller(), False):
-                veto("marshal.loads")
+                veto(event)
             return
         if event == "code.__new__":
-            if args[1] == GUARD_FILE or is_env(args[1]):
+            # types.coroutine replaces a library function's code, under its own name: only a notebook may not
+            if (args[1] == guard_file or is_env(args[1])) and from_student(caller(), False):
                 veto("creating code", f"under the name {args[1]}")
             return
         if event == "open":
@@ -494,18 +526,21 @@ def install(shell, key_hex: str, settings: dict) -> None:
             if _isinstance(args[0], (_str, _bytes)) and "proc" in _str(args[0]):
                 veto("os.symlink", f"a link to {args[0]}")
             return
-        frame = caller()  # one of ALWAYS_VETOED: only the guard's own code (restoring a trace function) may
-        if frame is not None and frame.f_code.co_filename == GUARD_FILE:
+        frame = caller()  # one of always_vetoed: only the guard's own code (restoring a trace function) may
+        if frame is not None and frame.f_code.co_filename == guard_file:
             return
         veto(event)
 
     hook_code[0] = hook.__code__
     audit_hooks(hook)
     # The request that brought the key: IPython cached its source (linecache), the kernel keeps the request.
-    for name, entry in _list(cache.items()):
-        if _len(entry) > 2 and any(key_hex in line for line in entry[2] or ()):
-            del cache[name]
-            getattr(shell.compile, "_filename_map", {}).pop(name, None)
+    for name, entry in _list(_linecache.cache.items()):
+        if _len(entry) > 2 and _any(key_hex in line for line in entry[2] or ()):
+            del _linecache.cache[name]
+            _getattr(shell.compile, "_filename_map", {}).pop(name, None)
     content = get_parent().get("content")
     if _isinstance(content, dict) and _isinstance(content.get("code"), _str):
         content["code"] = ""
+    # Out of gc.get_objects()'s sight (it does not list the permanent generation), for the course's own cells
+    # that walk it: the hook, its closure, the key.
+    gc.freeze()

@@ -1,0 +1,148 @@
+"""The grader's audit hook (kernel_guard.install), in a fresh Python with an IPython shell, without a kernel: what it
+refuses to a notebook's code, what it lets libraries do, and the signed report a fake cannot produce.
+
+An audit hook cannot be removed, so each test runs its cells in a new interpreter (about a second each)."""
+import hashlib
+import hmac
+import json
+import secrets
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from coursekit import kernel_guard
+
+DRIVER = r"""
+import json, sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+namespace = {"__name__": "coursekit_guard"}
+exec(compile(open(sys.argv[1]).read(), "coursekit-guard", "exec"), namespace)
+settings = json.loads(sys.argv[3])
+namespace["install"](shell, sys.argv[2], settings)
+del namespace
+results = []
+for cell in json.load(sys.stdin):
+    result = shell.run_cell(cell, silent=True)
+    error = result.error_in_exec or result.error_before_exec
+    results.append(f"{type(error).__name__}: {error}" if error else "ok")
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def mac(key: str, text: str) -> str:
+    return hmac.new(bytes.fromhex(key), text.rstrip().encode(), hashlib.sha256).hexdigest()
+
+
+def run_cells(cells: list[str], key: str | None = None, trusted: tuple[str, ...] = ()) -> list[str]:
+    """Run each cell as a notebook cell after the hook is installed: "ok" or "<error type>: <message>"."""
+    key = key or secrets.token_hex(32)
+    settings = {"begin": "### BEGIN HIDDEN TESTS", "end": "### END HIDDEN TESTS", "roots": [],
+                "trusted": [mac(key, cell) for cell in trusted]}
+    run = subprocess.run([sys.executable, "-c", DRIVER, kernel_guard.__file__, key, json.dumps(settings)],
+                         input=json.dumps([textwrap.dedent(c) for c in cells]), capture_output=True, text=True,
+                         timeout=120)
+    line = next((l for l in run.stdout.splitlines() if l.startswith("RESULTS ")), None)
+    assert line, run.stdout + run.stderr
+    return json.loads(line[len("RESULTS "):])
+
+
+LIBRARIES_AT_WORK = {
+    "typing.NamedTuple": "import typing\nclass P(typing.NamedTuple):\n    x: int\nassert P(1).x == 1",
+    "enum": "import enum\nclass Color(enum.Enum):\n    RED = 1\nassert Color.RED.value == 1",
+    "namedtuple": "import collections\nassert collections.namedtuple('P', 'x y')(1, 2).y == 2",
+    "dataclasses": "import dataclasses\n@dataclasses.dataclass\nclass D:\n    x: int = 0\nassert D(3).x == 3",
+    "pydantic forward ref": ("import pydantic\nclass Node(pydantic.BaseModel):\n    children: list['Node'] = []\n"
+                             "assert Node(children=[{}]).children[0].children == []"),
+    "logging": ("import io, logging\nstream = io.StringIO()\nlog = logging.getLogger('x')\n"
+                "log.addHandler(logging.StreamHandler(stream))\nlog.warning('hello')\n"
+                "try:\n    1 / 0\nexcept ZeroDivisionError:\n    log.exception('boom')\nassert 'hello' in stream.getvalue()"),
+    "warnings": "import warnings\nwith warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n    warnings.warn('x')\nassert w",
+    "SQLAlchemy warning": ("import warnings\nfrom sqlalchemy import util\nwith warnings.catch_warnings(record=True) as w:\n"
+                           "    warnings.simplefilter('always')\n    util.warn('careful')\nassert w"),
+    "inspect.signature": "import inspect\ndef f(a, b=2): pass\nassert list(inspect.signature(f).parameters) == ['a', 'b']",
+    "FastAPI app": ("from fastapi import FastAPI\napp = FastAPI()\n@app.get('/x')\nasync def x(q: int = 0):\n    return q\n"
+                    "assert app.routes"),
+    "an error shown by IPython": "def broken():\n    raise ValueError('expected')\nbroken()",
+}
+
+
+def test_libraries_that_read_frames_themselves_keep_working():
+    results = run_cells(list(LIBRARIES_AT_WORK.values()))
+    expected = ["ok"] * (len(LIBRARIES_AT_WORK) - 1) + ["ValueError: expected"]
+    assert dict(zip(LIBRARIES_AT_WORK, results)) == dict(zip(LIBRARIES_AT_WORK, expected))
+
+
+REFUSED = {
+    "sys._getframe": "import sys\nsys._getframe()",
+    "inspect.currentframe": "import inspect\ninspect.currentframe()",
+    "inspect.stack": "import inspect\ninspect.stack()",
+    "traceback frames": "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    e.__traceback__.tb_frame",
+    "a generator's frame": "def g():\n    yield 1\ng().gi_frame",
+    "a coroutine's frame": "async def c():\n    pass\ncoro = c()\ntry:\n    coro.cr_frame\nfinally:\n    coro.close()",
+    "logging.currentframe": "import logging\nlogging.currentframe()",
+    "other threads' frames": "import sys\nsys._current_frames()",
+    "gc.get_objects": "import gc\ngc.get_objects()",
+    "gc.get_referrers": "import gc\ngc.get_referrers(gc)",
+    "a trace function": "import sys\nsys.settrace(lambda *a: None)",
+    "a profile function": "import sys\nsys.setprofile(lambda *a: None)",
+    "ctypes": "import ctypes\nctypes.string_at(id(1), 8)",
+    "a process": "import subprocess\nsubprocess.run(['true'])",
+    "os.system": "import os\nos.system('true')",
+    "/proc/self/mem": "open('/proc/self/mem', 'rb')",
+    "/proc/self/mem, relative": "import os\nos.chdir('/proc/self')\ntry:\n    open('mem', 'rb')\nfinally:\n    os.chdir('/')",
+    "code under a library's name": "import json\ncompile('x = 1', json.__file__, 'exec')",
+    "code objects under a library's name": "import json\n(lambda: 0).__code__.replace(co_filename=json.__file__)",
+    "an AST compiled by hand": "import ast\ncompile(ast.parse('x = 1'), 'mine.py', 'exec')",
+    "swapping a function's code": "def f(): pass\ndef g(): pass\nf.__code__ = g.__code__",
+    "marshal.loads": "import marshal\nmarshal.loads(marshal.dumps(1))",
+}
+
+
+def test_what_tampering_and_reading_need_is_refused_to_a_notebook():
+    results = run_cells(list(REFUSED.values()))
+    refused = {name: result for name, result in zip(REFUSED, results) if "The grader forbids" not in result}
+    assert not refused, refused
+
+
+def test_a_new_audit_hook_is_not_added():
+    """CPython cancels sys.addaudithook quietly when a hook refuses it with a RuntimeError (the grader records it)."""
+    cell = "import sys\ncalls = []\nsys.addaudithook(lambda *a: calls.append(a))\nopen('/dev/null').close()\nassert not calls"
+    assert run_cells([cell]) == ["ok"]
+
+
+def test_rebinding_builtins_or_the_guard_s_globals_does_not_switch_the_hook_off():
+    disarm = """
+        import builtins
+        builtins.any = builtins.all = lambda *args: True
+        for cls in object.__subclasses__():
+            if cls.__name__ == "Guard":
+                g = cls.__init__.__globals__
+                g.update(EVENTS=frozenset(), ALWAYS_VETOED=frozenset(), FRAME_ATTRIBUTES=frozenset(),
+                         HELPER_FILES=("",), GUARD_FILE="<ipython-input")
+    """
+    results = run_cells([disarm, "import sys\nsys._getframe()", "import gc\ngc.get_objects()"])
+    assert results[0] == "ok"
+    assert all("The grader forbids" in r for r in results[1:]), results
+
+
+def test_the_check_s_report_is_signed_and_a_fake_one_does_not_verify():
+    key = secrets.token_hex(32)
+    ask = ("import sys\nbox = []\nsys.audit('coursekit.check', 'n0nce', (), None, False, None, box)\n"
+           "assert box, 'no report'\nraise AssertionError(box[0])")
+    fake = "raise AssertionError(repr(('n0nce', [], None, None, [], [])) + '|' + '0' * 64)"
+    real, forged = run_cells([ask, fake], key=key)
+    for result, genuine in ((real, True), (forged, False)):
+        report, _, signature = result.removeprefix("AssertionError: ").rpartition("|")
+        assert hmac.compare_digest(signature, hmac.new(bytes.fromhex(key), report.encode(), hashlib.sha256)
+                                   .hexdigest()) is genuine, result
+    assert real.startswith("AssertionError: ('n0nce', [")
+
+
+def test_the_course_s_own_cells_may_walk_gc_and_a_changed_copy_may_not():
+    setup = "import gc\nsessions = [o for o in gc.get_objects() if type(o) is dict and 'zzz' in o]"
+    assert run_cells([setup, setup + "\n"], trusted=(setup,)) == ["ok", "ok"]
+    changed = run_cells([setup + "\nx = 1"], trusted=(setup,))
+    assert "The grader forbids gc.get_objects" in changed[0], changed
