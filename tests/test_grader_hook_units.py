@@ -146,3 +146,45 @@ def test_the_course_s_own_cells_may_walk_gc_and_a_changed_copy_may_not():
     assert run_cells([setup, setup + "\n"], trusted=(setup,)) == ["ok", "ok"]
     changed = run_cells([setup + "\nx = 1"], trusted=(setup,))
     assert "The grader forbids gc.get_objects" in changed[0], changed
+
+
+def check(nonce: str, marker: str | None = None, arm: tuple[str, str] | None = None) -> str:
+    """A probe as the grader sends it: the hook's signed report, raised as the cell's error."""
+    return (f"import sys as _s\n_box = []\n_s.audit('coursekit.check', {nonce!r}, (), {marker!r}, False, {arm!r}, _box)\n"
+            "raise AssertionError(_box[0])")
+
+
+def report_of(result: str) -> tuple:
+    import ast
+    return ast.literal_eval(result.removeprefix("AssertionError: ").rpartition("|")[0])
+
+
+TEST_CELL = """leak = [line for entry in __import__('linecache').cache.values() if len(entry) > 2 and entry[2]
+        for line in entry[2] if 'HIDDEN' + '_VALUE' in line]
+### BEGIN HIDDEN TESTS
+assert 'HIDDEN_VALUE_42'.endswith('42')
+### END HIDDEN TESTS
+__import__('sys').audit('coursekit.reach', 'm1')"""
+
+
+def test_a_test_cell_runs_with_its_hidden_lines_blanked_and_its_marker_counted():
+    key = secrets.token_hex(32)
+    results = run_cells([check("n1", arm=(mac(key, TEST_CELL), "m1")), TEST_CELL, check("n2", marker="m1"),
+                         "assert leak == [], leak"], key=key)
+    assert report_of(results[0])[0] == "n1"
+    assert results[1] == "ok"
+    nonce, found, reached, forged, during, vetoed = report_of(results[2])
+    assert (nonce, reached, forged, during) == ("n2", True, None, [])
+    assert results[3] == "ok", "the hidden line was readable in linecache while the test ran"
+    # the control: the same cell, not announced by a probe, keeps its hidden line in linecache
+    unannounced = run_cells([TEST_CELL, "assert leak == [], leak"], key=key)
+    assert unannounced[1].startswith("AssertionError: ["), unannounced
+
+
+def test_a_marker_replayed_by_other_code_does_not_count():
+    key = secrets.token_hex(32)
+    cell = "def replay():\n    __import__('sys').audit('coursekit.reach', 'm1')\nreplay()\nraise AssertionError('the test failed')"
+    results = run_cells([check("n1", arm=(mac(key, cell), "m1")), cell, check("n2", marker="m1")], key=key)
+    assert results[1] == "AssertionError: the test failed"
+    nonce, found, reached, forged, during, vetoed = report_of(results[2])
+    assert reached is False and forged == "its last line was run from other code"
