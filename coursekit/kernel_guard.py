@@ -253,12 +253,16 @@ ALWAYS_VETOED = frozenset({
 # Vetoed when student code asks (directly, or through a helper that hands frames back): libraries (typing, enum,
 # pydantic, SQLAlchemy's warnings, logging) read their caller's frame themselves, and must keep working.
 FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
+# Code objects of a test cell (their constants hold a hidden test's strings; a hidden test hands its functions to
+# student code): read by student code, refused.
+CODE_ATTRIBUTES = frozenset({"__code__", "gi_code", "cr_code", "ag_code"})
 FROM_STUDENT_VETOED = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents", "marshal.loads"})
 EVENTS = ALWAYS_VETOED | FROM_STUDENT_VETOED | {"sys._getframe", "object.__getattr__", "object.__setattr__", "open",
                           "compile", "code.__new__", "exec", "os.symlink", CHECK_EVENT, REACH_EVENT}
 # Code of the environment that hands frames (or what they hold) back to its caller: the frame walk goes through it
 # to the code that called it.
 HELPER_FILES = ("/inspect.py", "/traceback.py", "/cgitb.py", "/pdb.py", "/bdb.py", "/linecache.py", "/codeop.py",
+                "/dis.py",
                 "/IPython/core/compilerop.py", "/IPython/core/ultratb.py", "/IPython/core/tbtools.py",
                 "/IPython/utils/frame.py", "/pydantic/_internal/_typing_extra.py")
 HELPER_FOLDERS = ("/asyncio/", "/stack_data/", "/executing/", "/pure_eval/", "/_pytest/", "/rich/")
@@ -274,6 +278,7 @@ def install(shell, key_hex: str, settings: dict) -> None:
     # Everything the hook uses is bound here, in its closure: a student can reach this module's globals (through any
     # of its functions' __globals__) and rebind builtins, not these.
     events, always_vetoed, from_student_vetoed, frame_attributes = EVENTS, ALWAYS_VETOED, FROM_STUDENT_VETOED, FRAME_ATTRIBUTES
+    code_attributes = CODE_ATTRIBUTES
     helper_files, helper_folders, helper_functions = HELPER_FILES, HELPER_FOLDERS, HELPER_FUNCTIONS
     guard_file, check_event, reach_event = GUARD_FILE, CHECK_EVENT, REACH_EVENT
     _sys, _linecache, _RuntimeError, _OSError, _enumerate = sys, linecache, RuntimeError, OSError, enumerate
@@ -301,7 +306,9 @@ def install(shell, key_hex: str, settings: dict) -> None:
     # them under: their code is the course's (Section 2's setup walks gc.get_objects), not the student's.
     trusted_sources = frozenset(settings.get("trusted", ()))
     trusted_files = set()
+    test_files = set()  # the file names test cells ran under
     busy = set()  # threads inside the hook's own sys._getframe
+    reading = set()  # threads inside the hook's own read of a code object
     vetoes: list = []  # (event, what), in order
     reported = [0]  # how many vetoes the last report covered
     hook_code = [None]  # the hook's own code: the frame above it raised the event
@@ -390,6 +397,7 @@ def install(shell, key_hex: str, settings: dict) -> None:
                 if filename != "<>":  # IPython's own parse of the cell, under the cell's file name
                     test["file"] = filename
                     trusted_files.add(filename)
+                    test_files.add(filename)
                     entry = _linecache.cache.get(filename)
                     if entry:
                         _linecache.cache[filename] = (entry[0], None, [line + "\n" for line in test["blanked"].split("\n")],
@@ -481,6 +489,18 @@ def install(shell, key_hex: str, settings: dict) -> None:
         if event not in events:
             return
         if event == "object.__getattr__":
+            if args[1] in code_attributes:
+                ident = get_ident()
+                if not test_files or ident in reading:  # the read below, by the hook itself
+                    return
+                reading.add(ident)
+                try:
+                    code = _getattr(args[0], args[1], None)
+                finally:
+                    reading.discard(ident)
+                if _getattr(code, "co_filename", None) in test_files and from_student(caller(), True):
+                    veto(f"reading {args[1]}", "of a test cell's code")
+                return
             if args[1] not in frame_attributes:
                 return
             if from_student(caller(), True):

@@ -188,3 +188,15 @@ def test_a_marker_replayed_by_other_code_does_not_count():
     assert results[1] == "AssertionError: the test failed"
     nonce, found, reached, forged, during, vetoed = report_of(results[2])
     assert reached is False and forged == "its last line was run from other code"
+
+
+def test_code_a_test_cell_hands_to_student_code_cannot_be_read():
+    key = secrets.token_hex(32)
+    cell = ("### BEGIN HIDDEN TESTS\ndef checker():\n    return 'HIDDEN_VALUE_42'\nhanded = checker\n### END HIDDEN TESTS\n"
+            "__import__('sys').audit('coursekit.reach', 'm1')")
+    results = run_cells([check("n1", arm=(mac(key, cell), "m1")), cell, check("n2", marker="m1"),
+                         "handed.__code__.co_consts", "import dis\ndis.dis(handed)",
+                         "import inspect\ndef mine(a): pass\nassert inspect.signature(mine) and mine.__code__"], key=key)
+    assert results[1] == "ok" and report_of(results[2])[2] is True
+    assert "The grader forbids reading __code__" in results[3] and "The grader forbids reading __code__" in results[4]
+    assert results[5] == "ok", "a notebook's own functions stay readable"
