@@ -122,7 +122,7 @@ class IntegrityChecks:
         self._key = secrets.token_bytes(32)
         begin, end = self._hidden_delimiters()
         # The course's own cells (locked, restored from the gradebook by nbgrader): the hook trusts their code.
-        trusted = sorted({self._mac(cell.source.rstrip()) for cell in getattr(self, "nb", {"cells": []})["cells"]
+        trusted = sorted({self._mac(cell.source.strip()) for cell in getattr(self, "nb", {"cells": []})["cells"]
                           if cell.cell_type == "code" and utils.is_locked(cell) and not utils.is_solution(cell)})
         settings = {"begin": begin, "end": end, "roots": ENVIRONMENT_ROOTS, "trusted": trusted}
         code = (f"(lambda g: (exec(compile({GUARD_SOURCE!r}, {kernel_guard.GUARD_FILE!r}, 'exec'), g), "
@@ -204,7 +204,7 @@ class IntegrityChecks:
         marker = secrets.token_hex(8)
         source = cell.source
         sent = f"{source.rstrip()}\n__import__('sys').audit({kernel_guard.REACH_EVENT!r}, {marker!r})"
-        before = await self._probe(builtin_names(source), arm=(self._mac(sent), marker))
+        before = await self._probe(builtin_names(source), arm=(self._mac(sent.strip()), marker))
         if not self._trust(before, name, "before"):
             return self._untrusted(cell, name, state.lost)
         state.restored.update(dict.fromkeys(before.found))

@@ -387,10 +387,12 @@ def install(shell, key_hex: str, settings: dict) -> None:
 
     def on_compile(source, filename):
         if _type(source) is _bytes:
-            digest = mac(key, source.rstrip(), "sha256").hex()
+            digest = mac(key, source.strip(), "sha256").hex()
             if test and digest == test["expected"]:
                 if "blanked" not in test:  # the first parse of the test cell (ipykernel's should_run_async)
                     test["blanked"] = blank(source.decode())
+                    # what a traceback formatter (IPython's stack_data) parses again, from linecache
+                    test["blanked digest"] = mac(key, test["blanked"].strip().encode(), "sha256").hex()
                     content = get_parent().get("content")  # the request, as the kernel and IPython keep it
                     if _isinstance(content, dict) and _isinstance(content.get("code"), _str):
                         content["code"] = blank(content["code"])
@@ -405,6 +407,8 @@ def install(shell, key_hex: str, settings: dict) -> None:
             elif digest in trusted_sources:
                 if filename != "<>" and pristine_ast_path():
                     trusted_files.add(filename)
+            elif test and digest == test.get("blanked digest"):
+                pass
             elif filename in trusted_files:
                 if test and filename == test.get("file"):
                     test["forged"] = "other code was compiled under the test cell's name"

@@ -107,6 +107,18 @@ def _watch():
         time.sleep(0.0005)
 threading.Thread(target=_watch, daemon=True).start()
 """,
+    # the guard's class (reachable through object.__subclasses__()) made to find nothing, its module's globals and
+    # the builtins the hook might use rebound, then errors hidden
+    "disarms-the-guard-class-and-globals": """
+import builtins
+for cls in object.__subclasses__():
+    if cls.__name__ == "Guard":
+        cls.findings = lambda self, names=(), collect=False: []
+        cls.restore = lambda self: []
+        cls.__init__.__globals__.update(EVENTS=frozenset(), ALWAYS_VETOED=frozenset(), GUARD_FILE="<ipython-input")
+builtins.any = builtins.all = lambda *args: True
+get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)
+""",
     # the test's last line compiled under the test cell's own file name (read from linecache) and run by IPython
     "runs-the-marker-under-the-test-s-name": """
 import linecache, sys, threading, time, ast

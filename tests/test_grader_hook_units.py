@@ -33,7 +33,7 @@ print("RESULTS " + json.dumps(results))
 
 
 def mac(key: str, text: str) -> str:
-    return hmac.new(bytes.fromhex(key), text.rstrip().encode(), hashlib.sha256).hexdigest()
+    return hmac.new(bytes.fromhex(key), text.strip().encode(), hashlib.sha256).hexdigest()
 
 
 def run_cells(cells: list[str], key: str | None = None, trusted: tuple[str, ...] = ()) -> list[str]:
@@ -200,3 +200,42 @@ def test_code_a_test_cell_hands_to_student_code_cannot_be_read():
     assert results[1] == "ok" and report_of(results[2])[2] is True
     assert "The grader forbids reading __code__" in results[3] and "The grader forbids reading __code__" in results[4]
     assert results[5] == "ok", "a notebook's own functions stay readable"
+
+
+# Walks IPython's objects from get_ipython() (attributes, dicts, lists; not modules or classes) for a string.
+SHELL_SCAN = '''
+import types
+needle = 'HIDDEN' + '_VALUE'
+seen, found, todo = set(), [], [(get_ipython(), 'ip', 0)]
+seen.update({id(needle), id(todo), id(found), id(seen)})
+while todo:
+    obj, path, depth = todo.pop()
+    if id(obj) in seen or depth > 6: continue
+    seen.add(id(obj))
+    if isinstance(obj, str):
+        if needle in obj: found.append(path)
+        continue
+    if isinstance(obj, bytes):
+        if needle.encode() in obj: found.append(path)
+        continue
+    if isinstance(obj, (types.ModuleType, type)): continue
+    try:
+        if isinstance(obj, dict): items = [(repr(k)[:30], v) for k, v in list(obj.items())]
+        elif isinstance(obj, (list, tuple, set, frozenset)): items = [(str(i), v) for i, v in enumerate(list(obj))]
+        else: items = list(vars(obj).items()) if hasattr(obj, '__dict__') else []
+    except Exception: continue
+    for k, v in items[:2000]: todo.append((v, path + '.' + str(k), depth + 1))
+print("FOUND", found[:20])
+assert not found, found
+'''
+
+
+def test_ipython_s_objects_hold_no_hidden_line_while_the_test_runs():
+    key = secrets.token_hex(32)
+    cell = SHELL_SCAN + ("### BEGIN HIDDEN TESTS\nx = 'HIDDEN_VALUE_42'\n### END HIDDEN TESTS\n"
+                         "__import__('sys').audit('coursekit.reach', 'm1')")
+    results = run_cells([check("n1", arm=(mac(key, cell), "m1")), cell, check("n2", marker="m1")], key=key)
+    assert results[1] == "ok", results[1]
+    assert report_of(results[2])[2:4] == (True, None)
+    # the control: the same cell, not announced by a probe, finds its hidden line in IPython's execution info
+    assert "exec_result" in run_cells([cell], key=key)[0]
