@@ -102,6 +102,38 @@ READERS = {
         for depth in range(1, 12):
             print({k: v for k, v in (parent_frame_namespace(parent_depth=depth) or {}).items() if isinstance(v, str)})
     """),
+    # every object reachable from get_ipython() (the kernel, its session, its threads, IPython's state), searched
+    # for a comment of the hidden test that calls list_emails
+    "kernel-object-scan": (None, """
+        import time, types
+        # a comment of the visible test that calls list_emails first (the control), one of the hidden test after it
+        needles, seen, todo, started = ("three emails" + " ordered", "sorts" + " first"), set(), [(get_ipython(), "ip", 0)], time.monotonic()
+        seen.update({id(needles), id(todo), id(seen), *map(id, needles)})
+        while todo and time.monotonic() - started < 8:
+            obj, path, depth = todo.pop()
+            if id(obj) in seen or depth > 7:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, (str, bytes)):
+                text = obj if isinstance(obj, str) else obj.decode(errors="replace")
+                for needle in needles:
+                    if needle in text:
+                        print("FOUND", needle, path, text[:3000])
+                continue
+            if isinstance(obj, (types.ModuleType, type)):
+                continue
+            try:
+                if isinstance(obj, dict):
+                    items = list(obj.items())
+                elif isinstance(obj, (list, tuple, set, frozenset)) or type(obj).__name__ == "deque":
+                    items = list(enumerate(obj))
+                else:
+                    items = list(vars(obj).items()) if hasattr(obj, "__dict__") else []
+                    items += [(name, getattr(obj, name, None)) for name in getattr(type(obj), "__slots__", ())]
+            except Exception:
+                continue
+            todo += [(value, f"{path}.{key}", depth + 1) for key, value in items[:5000]]
+    """),
     "gc-objects": (None, """
         import gc
         for thing in gc.get_objects():
@@ -176,6 +208,7 @@ def test_the_readers_really_ran_and_read(reading_class):
     course = reading_class["course"]
     assert "print(In)" in graded_outputs(course, "print-In")
     assert "assert emails ==" in graded_outputs(course, "linecache-dump"), "the visible test's lines stay readable"
+    assert "FOUND three emails ordered" in graded_outputs(course, "kernel-object-scan"), "the scan finds visible tests"
 
 
 @pytest.mark.parametrize("student,refused", [
