@@ -284,11 +284,10 @@ def install(shell, key_hex: str, settings: dict) -> None:
     _sys, _linecache, _RuntimeError, _OSError, _enumerate = sys, linecache, RuntimeError, OSError, enumerate
     guard = Guard(shell)
     key = bytes.fromhex(key_hex)
-    # Everything the hook calls is bound here: a student can rebind builtins and module attributes, not these.
     mac = _hashlib.hmac_digest
     getframe, get_ident, audit_hooks = _sys._getframe, _thread.get_ident, _sys.addaudithook
     _repr, _type, _str, _bytes, _len, _tuple, _isinstance, _list = repr, type, str, bytes, len, tuple, isinstance, list
-    _open, _exception = open, Exception
+    _open, _exception, _fspath, _int = open, Exception, os.fspath, int
     _all, _any, _zip, _vars, _getattr, _hasattr, _delattr = all, any, zip, vars, getattr, hasattr, delattr
     begin, end = settings["begin"], settings["end"]
     shell_class = type(shell)
@@ -358,7 +357,7 @@ def install(shell, key_hex: str, settings: dict) -> None:
         return text + "|" + mac(key, text.encode(), "sha256").hex()
 
     def blank(raw: str) -> str:
-        """The source with the lines between nbgrader's hidden-test delimiters blanked (see hidden_lines)."""
+        """The source with the lines between nbgrader's hidden-test delimiters blanked (same number of lines)."""
         lines, inside = raw.split("\n"), False
         for index, line in _enumerate(lines):
             if begin in line:
@@ -465,8 +464,8 @@ def install(shell, key_hex: str, settings: dict) -> None:
             _linecache.cache.pop(name, None)
             _getattr(shell.compile, "_filename_map", {}).pop(name, None)
         for attribute in ("last_type", "last_value", "last_traceback", "last_exc"):
-            if _hasattr(sys, attribute):
-                _delattr(sys, attribute)
+            if _hasattr(_sys, attribute):
+                _delattr(_sys, attribute)
 
     def on_check(args):
         nonce, names, marker, collect, arm, box = args
@@ -539,6 +538,12 @@ def install(shell, key_hex: str, settings: dict) -> None:
             return
         if event == "open":
             path = args[0]
+            if _type(path) not in (_str, _bytes, _int):
+                # a path object: the stdlib's give the same name twice; another (a notebook's own __fspath__) could
+                # name one file to this check and another to open()
+                if _type(path).__module__ not in ("pathlib", "posix", "os"):
+                    veto("open", "through a path object of the notebook's own")
+                path = _fspath(path)
             if _type(path) is _bytes:
                 path = path.decode(errors="replace")
             # /proc/<pid>/mem, also through a relative path (a folder of /proc as the working folder, dir_fd)
@@ -547,7 +552,7 @@ def install(shell, key_hex: str, settings: dict) -> None:
                 return
             veto("open", path)
         if event == "os.symlink":
-            if _isinstance(args[0], (_str, _bytes)) and "proc" in _str(args[0]):
+            if "proc" in (_str(args[0]) if _type(args[0]) is not _bytes else args[0].decode(errors="replace")):
                 veto("os.symlink", f"a link to {args[0]}")
             return
         frame = caller()  # one of always_vetoed: only the guard's own code (restoring a trace function) may

@@ -62,6 +62,8 @@ LIBRARIES_AT_WORK = {
     "warnings": "import warnings\nwith warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n    warnings.warn('x')\nassert w",
     "SQLAlchemy warning": ("import warnings\nfrom sqlalchemy import util\nwith warnings.catch_warnings(record=True) as w:\n"
                            "    warnings.simplefilter('always')\n    util.warn('careful')\nassert w"),
+    "files through pathlib": ("import pathlib, tempfile\npath = pathlib.Path(tempfile.mkdtemp()) / 'x.txt'\n"
+                              "path.write_text('hi')\nassert path.read_text() == 'hi' and open(path).read() == 'hi'"),
     "inspect.signature": "import inspect\ndef f(a, b=2): pass\nassert list(inspect.signature(f).parameters) == ['a', 'b']",
     "FastAPI app": ("from fastapi import FastAPI\napp = FastAPI()\n@app.get('/x')\nasync def x(q: int = 0):\n    return q\n"
                     "assert app.routes"),
@@ -93,6 +95,8 @@ REFUSED = {
     "os.system": "import os\nos.system('true')",
     "/proc/self/mem": "open('/proc/self/mem', 'rb')",
     "/proc/self/mem, relative": "import os\nos.chdir('/proc/self')\ntry:\n    open('mem', 'rb')\nfinally:\n    os.chdir('/')",
+    "/proc/self/mem, as a Path": "import pathlib\nopen(pathlib.Path('/proc/self/mem'), 'rb')",
+    "a link into /proc, from a Path": "import os, pathlib, tempfile\nos.symlink(pathlib.Path('/proc/self'), tempfile.mktemp())",
     "code under a library's name": "import json\ncompile('x = 1', json.__file__, 'exec')",
     "code objects under a library's name": "import json\n(lambda: 0).__code__.replace(co_filename=json.__file__)",
     "an AST compiled by hand": "import ast\ncompile(ast.parse('x = 1'), 'mine.py', 'exec')",
