@@ -86,10 +86,6 @@ class GuardedExecute(IntegrityChecks, Execute):
              "A module missing from the environment stops grading with an error that names it.",
     ).tag(config=True)
 
-    # IPython keeps every cell it ran in a history database (nbclient makes it ":memory:"): a grading kernel keeps none,
-    # so that no later cell reads an earlier one there (test cells also run with store_history=False: not in In).
-    KERNEL_ARGUMENTS = ("--HistoryManager.enabled=False",)
-
     def create_kernel_manager(self):
         """nbclient's kernel manager, whose kernel the sandbox provisioner starts (unless unsafe_no_sandbox)."""
         km = super().create_kernel_manager()
@@ -123,8 +119,6 @@ class GuardedExecute(IntegrityChecks, Execute):
     # Kernel start and stop: timed (the sync wrappers are what ExecutePreprocessor.preprocess calls).
     def start_new_kernel(self, **kwargs):
         started = time.perf_counter()
-        missing = [argument for argument in self.KERNEL_ARGUMENTS if argument not in self.extra_arguments]
-        self.extra_arguments = [*self.extra_arguments, *missing]
         try:
             result = super().start_new_kernel(**kwargs)
             self._limit_kernel_memory()
@@ -157,6 +151,7 @@ class GuardedExecute(IntegrityChecks, Execute):
         try:
             return super()._cleanup_kernel()
         finally:
+            open('/tmp/ht/ktimes.log', 'a').write(f'_cleanup_kernel {time.perf_counter() - started:.3f}\n')
             self._kernel_seconds += time.perf_counter() - started
 
     def output(self, outs, msg, display_id, cell_index):
