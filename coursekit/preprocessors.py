@@ -151,7 +151,6 @@ class GuardedExecute(IntegrityChecks, Execute):
         try:
             return super()._cleanup_kernel()
         finally:
-            open('/tmp/ht/ktimes.log', 'a').write(f'_cleanup_kernel {time.perf_counter() - started:.3f}\n')
             self._kernel_seconds += time.perf_counter() - started
 
     def output(self, outs, msg, display_id, cell_index):
