@@ -7,9 +7,9 @@ course folder with the same submissions (correct ones and ones with a realistic 
 with this working tree's coursekit, one with the baseline's (PYTHONPATH), in rounds that alternate the two, so that
 drift in the machine's load is shared. Both use the sandbox and their probes; kernels are warm unless --cold.
 
-Prints, per revision: seconds per notebook (mean), of which kernel start/stop and running the cells, CPU seconds per
-notebook (every process of the grading run, sampled), the ratio to the baseline, and whether every test cell got the
-same score in both. Not a test: figures depend on the machine and its load.
+Prints, per revision: seconds per notebook (mean, and median), of which kernel start/stop and running the cells,
+CPU seconds per notebook (every process of the grading run, sampled), the ratio to the baseline, and whether every
+test cell got the same score in both. Not a test: figures depend on the machine and its load.
 """
 import argparse
 import json
@@ -114,11 +114,13 @@ def main(argv=None) -> int:
     base_cpu = cpu["baseline"] / graded
     print(f"{args.assignment}: {args.students} submissions x {args.rounds} rounds per revision, 1 job, "
           f"{'cold' if args.cold else 'warm'} kernels, baseline {args.baseline}, {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"{'revision':10} {'s/notebook':>10} {'kernel':>7} {'cells':>7} {'CPU s':>7} {'wall ratio':>10} {'CPU ratio':>9}")
+    print(f"{'revision':10} {'s/notebook':>10} {'median':>7} {'kernel':>7} {'cells':>7} {'CPU s':>7} {'wall ratio':>10} "
+          f"{'CPU ratio':>9}")
     for name in revisions:
         mean = statistics.fmean(seconds[name])
         per_cpu = cpu[name] / graded
-        print(f"{name:10} {mean:10.2f} {statistics.fmean(kernel[name]):7.2f} {statistics.fmean(cells[name]):7.2f} "
+        print(f"{name:10} {mean:10.2f} {statistics.median(seconds[name]):7.2f} {statistics.fmean(kernel[name]):7.2f} "
+              f"{statistics.fmean(cells[name]):7.2f} "
               f"{per_cpu:7.2f} {mean / base:10.3f} {per_cpu / base_cpu:9.3f}")
     same = scores["baseline"] == scores["this tree"]
     print(f"Same score in both for every test cell ({sum(len(s) for s in scores['this tree'].values())} cells): "

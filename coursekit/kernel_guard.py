@@ -277,8 +277,8 @@ def install(shell, key_hex: str, settings: dict) -> None:
     """
     # Everything the hook uses is bound here, in its closure: a student can reach this module's globals (through any
     # of its functions' __globals__) and rebind builtins, not these.
-    events, always_vetoed, from_student_vetoed, frame_attributes = EVENTS, ALWAYS_VETOED, FROM_STUDENT_VETOED, FRAME_ATTRIBUTES
-    code_attributes = CODE_ATTRIBUTES
+    events, always_vetoed, from_student_vetoed = EVENTS, ALWAYS_VETOED, FROM_STUDENT_VETOED
+    frame_attributes, code_attributes = FRAME_ATTRIBUTES, CODE_ATTRIBUTES
     helper_files, helper_folders, helper_functions = HELPER_FILES, HELPER_FOLDERS, HELPER_FUNCTIONS
     guard_file, check_event, reach_event = GUARD_FILE, CHECK_EVENT, REACH_EVENT
     _sys, _linecache, _RuntimeError, _OSError, _enumerate = sys, linecache, RuntimeError, OSError, enumerate
@@ -401,8 +401,8 @@ def install(shell, key_hex: str, settings: dict) -> None:
                     test_files.add(filename)
                     entry = _linecache.cache.get(filename)
                     if entry:
-                        _linecache.cache[filename] = (entry[0], None, [line + "\n" for line in test["blanked"].split("\n")],
-                                           filename)
+                        lines = [line + "\n" for line in test["blanked"].split("\n")]
+                        _linecache.cache[filename] = (entry[0], None, lines, filename)
             elif digest in trusted_sources:
                 if filename != "<>" and pristine_ast_path():
                     trusted_files.add(filename)
@@ -449,7 +449,8 @@ def install(shell, key_hex: str, settings: dict) -> None:
         # The test cell's own top-level code, run by IPython: <module> <- run_code <- run_ast_nodes <- run_cell_async,
         # whose cell is the test's (its file name; without one when IPython changed the source, e.g. a magic).
         name = test.get("file")
-        ok = frame is not None and frame.f_code.co_name == "<module>" and (name is None or frame.f_code.co_filename == name)
+        ok = (frame is not None and frame.f_code.co_name == "<module>"
+              and (name is None or frame.f_code.co_filename == name))
         if ok:
             run = frame.f_back
             ok = run is not None and run.f_code is run_code and run_by_ipython(run, frame.f_code.co_filename)
