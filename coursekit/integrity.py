@@ -5,15 +5,20 @@ points. One line in an answer cell can make every later error vanish (a custom e
 transformer, an event callback, a trace function...). So around every test cell the grader runs, through the same
 channel as the notebook's cells, a probe of its own:
 
-1. `kernel_guard.Guard.check`: every hook that differs from the state noted when the kernel started is reported and
-   put back, so that the test cell runs in the interpreter the course set up (hooks found: reported, and the test
-   then runs honestly);
-2. a canary: the probe ends by raising an error with a random message. If that error does not come back to the
-   grader, the interpreter hides errors even after the restore: no later test cell can be trusted;
-3. the test cell runs with one line added at its end, which records a random marker: a cell that shows no error
-   but did not reach its last line was stopped silently;
-4. after the cell, the same probe again: hooks installed while the test ran (by student code it called), a canary
-   that does not come back, or a missing marker mean the cell's result cannot be trusted.
+0. before any cell, `kernel_guard.install` adds the grader's audit hook to the kernel, with a key (HMAC) made for
+   this kernel; the hook vetoes what tampering and reading hidden tests need, and records each veto;
+1. the probe asks the hook (`sys.audit("coursekit.check", ...)`): every hook of IPython that differs from the state
+   noted at start is reported and put back (`kernel_guard.Guard`), so that the test cell runs in the interpreter the
+   course set up (hooks found: reported, and the test then runs honestly);
+2. a canary: the probe raises, as an error, the hook's report signed with the key. If that error does not come back
+   to the grader, or its signature does not hold (a fake check, a replaced `sys.audit`), the interpreter hides
+   errors or lies: no later test cell can be trusted;
+3. the test cell runs with one line added at its end, which records a random marker in the hook, counted only
+   when that line runs as the test cell's own code: a cell that shows no error but did not reach its last line
+   was stopped silently. Test cells and probes run with `store_history=False` (never in `In`, `_ih`, `_iN`), and
+   while a test runs the hook blanks its hidden tests in the kernel's copies of its source;
+4. after the cell, the same probe again: hooks installed while the test ran (by student code it called), a veto
+   while it ran, a canary that does not come back, or a missing marker mean the cell's result cannot be trusted.
 
 A test cell whose result cannot be trusted scores 0: the grader gives it an error output (`GradingIntegrityError`)
 that says why, which nbgrader scores 0 and the student sees in the feedback. Each finding is reported as
@@ -21,7 +26,8 @@ that says why, which nbgrader scores 0 and the student sees in the feedback. Eac
 """
 import ast
 import builtins
-import json
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +40,9 @@ from . import kernel_guard
 from .outcomes import Problem, ProblemKind, report
 
 GUARD_SOURCE = Path(kernel_guard.__file__).read_text(encoding="utf-8")
-GUARD = f'__import__("sys").modules["{kernel_guard.MODULE}"].guard'
+# Folders whose code the hook counts as the environment's, besides Python's own: coursekit's (a warm kernel's
+# template runs coursekit/warm.py).
+ENVIRONMENT_ROOTS = (str(Path(kernel_guard.__file__).resolve().parent),)
 INTEGRITY_ERROR = "GradingIntegrityError"
 STUDENT_ADVICE = ("Code in the notebook changed how Python runs cells or reports errors; remove it, restart the kernel "
                   "and run every cell again.")
@@ -46,6 +54,9 @@ class ProbeResult:
     canary_raised: bool  # the error the probe raised on purpose came back
     found: list[str] = field(default_factory=list)  # hooks the guard found changed and put back
     reached: bool | None = None  # whether the test cell's marker was recorded (after a cell)
+    forged: str | None = None  # how the test cell's last line was run from other code (after a cell)
+    vetoed_during_test: list[str] = field(default_factory=list)  # what the hook vetoed while the test ran
+    vetoed: list[str] = field(default_factory=list)  # what the hook vetoed since the last probe
 
     @property
     def trustworthy(self) -> bool:
@@ -60,6 +71,7 @@ class NotebookIntegrity:
     untrusted: dict[str, str] = field(default_factory=dict)  # test cell -> why it scored 0
     restored: dict[str, None] = field(default_factory=dict)  # hooks put back before the tests (ordered set)
     kernel_silent: bool = False  # a probe timed out: the kernel stopped answering (not tampering as such)
+    vetoed: dict[str, None] = field(default_factory=dict)  # what the grader's audit hook refused (ordered set)
     failed_since_check: bool = False  # a cell failed since the last probe: the next one collects its garbage
 
 
@@ -102,47 +114,77 @@ class IntegrityChecks:
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     async def _install_guard(self) -> None:
-        """Send kernel_guard's source to the kernel before any cell runs: it notes the pristine state there."""
-        module = kernel_guard.MODULE
-        code = (f"import sys as _s, types as _t\n_m = _t.ModuleType({module!r})\n"
-                f"exec(compile({GUARD_SOURCE!r}, 'coursekit-guard', 'exec'), _m.__dict__)\n"
-                f"_s.modules[{module!r}] = _m\n_m.install(get_ipython())\ndel _s, _t, _m\n")
-        reply = await ensure_async(self.kc.execute_interactive(
-            code, silent=True, store_history=False, allow_stdin=False, timeout=self._probe_timeout(),
-            output_hook=lambda msg: None))
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError(f"coursekit: the grader's guard could not start in the kernel: {reply['content']}")
+        """Send kernel_guard's source and a new key to the kernel before any cell runs: its audit hook starts there.
+
+        The key travels once, in this request; `install` keeps it only in the hook's closure and blanks this
+        request's copy, and a second request replaces IPython's record of this one.
+        """
+        self._key = secrets.token_bytes(32)
+        begin, end = self._hidden_delimiters()
+        # The course's own cells (locked, restored from the gradebook by nbgrader): the hook trusts their code.
+        trusted = sorted({self._mac(cell.source.strip()) for cell in getattr(self, "nb", {"cells": []})["cells"]
+                          if cell.cell_type == "code" and utils.is_locked(cell) and not utils.is_solution(cell)})
+        settings = {"begin": begin, "end": end, "roots": ENVIRONMENT_ROOTS, "trusted": trusted}
+        code = (f"(lambda g: (exec(compile({GUARD_SOURCE!r}, {kernel_guard.GUARD_FILE!r}, 'exec'), g), "
+                f"g['install'](get_ipython(), {self._key.hex()!r}, {settings!r})))({{'__name__': 'coursekit_guard'}})\n")
+        for request in (code, "pass\n"):
+            reply = await ensure_async(self.kc.execute_interactive(
+                request, silent=True, store_history=False, allow_stdin=False, timeout=self._probe_timeout(),
+                output_hook=lambda msg: None))
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"coursekit: the grader's guard could not start in the kernel: {reply['content']}")
+
+    def _hidden_delimiters(self) -> tuple[str, str]:
+        """nbgrader's hidden-test delimiters, as its ClearHiddenTests is configured (one home for them)."""
+        from nbgrader.preprocessors import ClearHiddenTests
+        clear = ClearHiddenTests(parent=self)
+        return clear.begin_test_delimeter, clear.end_test_delimeter
 
     def _probe_timeout(self) -> float:
         return float(self.timeout or 60)
 
-    async def _probe(self, names: tuple[str, ...] = (), marker: str | None = None) -> ProbeResult | None:
-        """Run the guard's check and a canary error in the kernel; None when the kernel did not answer in time."""
-        nonce, canary = secrets.token_hex(8), secrets.token_hex(8)
-        collect, self.integrity.failed_since_check = self.integrity.failed_since_check, False
-        code = f"{GUARD}.check({nonce!r}, {names!r}, {marker!r}, {collect!r});\nraise AssertionError({canary!r})\n"
-        texts, errors = [], []
+    def _mac(self, text: str) -> str:
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 
-        def collect(msg):
-            if msg["msg_type"] == "stream":
-                texts.append(msg["content"].get("text", ""))
-            elif msg["msg_type"] == "error":
+    async def _probe(self, names: tuple[str, ...] = (), marker: str | None = None,
+                     arm: tuple[str, str] | None = None) -> ProbeResult | None:
+        """Ask the kernel's audit hook for its signed report, which the probe raises as its error (the canary).
+
+        None when the kernel did not answer in time. arm: (MAC of the test cell's source, its marker), for the
+        test cell that runs next.
+        """
+        nonce = secrets.token_hex(8)
+        collect, self.integrity.failed_since_check = self.integrity.failed_since_check, False
+        args = ", ".join(repr(a) for a in (nonce, names, marker, collect, arm))
+        code = (f"raise AssertionError(*(lambda b: (__import__('sys').audit({kernel_guard.CHECK_EVENT!r}, {args}, b), "
+                f"b)[1])([]))\n")
+        errors = []
+
+        def collect_errors(msg):
+            if msg["msg_type"] == "error":
                 errors.append(msg["content"].get("evalue", ""))
 
         try:
             reply = await ensure_async(self.kc.execute_interactive(
-                code, store_history=True, stop_on_error=False, allow_stdin=False, timeout=self._probe_timeout(),
-                output_hook=collect))
+                code, store_history=False, stop_on_error=False, allow_stdin=False, timeout=self._probe_timeout(),
+                output_hook=collect_errors))
         except TimeoutError:
             return None
-        result = ProbeResult(answered=False, canary_raised=canary in errors and reply["content"]["status"] == "error")
-        for line in "".join(texts).splitlines():
-            try:
-                answer = json.loads(line)
-            except ValueError:
+        result = ProbeResult(answered=False, canary_raised=False)
+        for evalue in errors:
+            report, _, signature = evalue.rpartition("|")
+            if not report or not hmac.compare_digest(signature, self._mac(report)):
                 continue
-            if isinstance(answer, dict) and answer.get("guard") == nonce:
-                result.answered, result.found, result.reached = True, list(answer["found"]), answer["reached"]
+            try:
+                answer = ast.literal_eval(report)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(answer, tuple) and len(answer) == 6 and answer[0] == nonce:
+                result.answered = True
+                result.canary_raised = reply["content"]["status"] == "error"
+                _, found, result.reached, result.forged, during, vetoed = answer
+                result.found, result.vetoed_during_test, result.vetoed = list(found), list(during), list(vetoed)
+        self.integrity.vetoed.update(dict.fromkeys(result.vetoed))
         return result
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
@@ -159,16 +201,17 @@ class IntegrityChecks:
         if not await ensure_async(self.km.is_alive()):  # nbclient reports the dead kernel
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
-        before = await self._probe(builtin_names(cell.source))
+        marker = secrets.token_hex(8)
+        source = cell.source
+        sent = f"{source.rstrip()}\n__import__('sys').audit({kernel_guard.REACH_EVENT!r}, {marker!r})"
+        before = await self._probe(builtin_names(source), arm=(self._mac(sent.strip()), marker))
         if not self._trust(before, name, "before"):
             return self._untrusted(cell, name, state.lost)
         state.restored.update(dict.fromkeys(before.found))
 
-        marker = secrets.token_hex(8)
-        source = cell.source
-        cell.source = f"{source.rstrip()}\n{GUARD}.reach({marker!r})"
-        try:
-            cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        cell.source = sent
+        try:  # store_history=False: a test cell's source never reaches In, _ih, _iN or the history
+            cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history=False)
         finally:
             cell.source = source
         if not await ensure_async(self.km.is_alive()):
@@ -182,6 +225,10 @@ class IntegrityChecks:
         if after.found:
             state.restored.update(dict.fromkeys(after.found))
             return self._untrusted(cell, name, f"code run by this test changed {', '.join(after.found)}")
+        if after.vetoed_during_test:
+            return self._untrusted(cell, name, f"code run by this test tried {', '.join(after.vetoed_during_test)}")
+        if after.forged:
+            return self._untrusted(cell, name, after.forged)
         if not failed and not after.reached:
             return self._untrusted(cell, name, "it stopped before its last line without showing an error")
         return cell
@@ -223,5 +270,7 @@ class IntegrityChecks:
             parts.append(f"{len(state.untrusted)} test cell(s) scored 0 ({'; '.join(reasons)})")
         if state.restored:
             parts.append(f"put back before the tests: {', '.join(state.restored)}")
+        if state.vetoed:
+            parts.append(f"the grader refused: {', '.join(state.vetoed)}")
         if parts:
             report(Problem(ProblemKind.TAMPERED, f"{notebook}: " + "; ".join(parts), tuple(state.untrusted)), self.log)

@@ -115,12 +115,14 @@ def my_tests_scores(result) -> tuple[float, dict[str, bool]]:
     return result.scores["test_my_tests_1"], killed
 
 
+@pytest.mark.slow  # autogrades the capstone class (once per session)
 def test_the_solutions_own_suite_passes_the_reference_and_kills_every_mutant_hidden_ones_included(graded_class):
     reference, killed = my_tests_scores(graded_class(ASSIGNMENT)["correct"])
     assert reference == 2
     assert all(killed.values()), f"mutants the solution's suite does not kill (equivalent?): {[m for m, k in killed.items() if not k]}"
 
 
+@pytest.mark.slow  # autogrades the capstone class (once per session)
 @pytest.mark.parametrize("number", [1, 2, 3])
 def test_a_strong_suite_written_another_way_kills_every_mutant(graded_class, number):
     reference, killed = my_tests_scores(graded_class(ASSIGNMENT)[f"right-{number}"])
@@ -132,6 +134,7 @@ def wrong_suite(graded_class, mistake: str):
     return graded_class(ASSIGNMENT)[f"wrong-my_tests-{names.index(mistake) + 1}"]
 
 
+@pytest.mark.slow  # autogrades the capstone class (once per session)
 def test_a_happy_path_suite_passes_but_loses_the_mutants_it_cannot_see(graded_class):
     result = wrong_suite(graded_class, "happy paths only: every request is the owner's, nothing is deleted twice or "
                                        "read after a rollback")
@@ -143,6 +146,7 @@ def test_a_happy_path_suite_passes_but_loses_the_mutants_it_cannot_see(graded_cl
             "no_limit_cap", "commit_without_rollback", "hard_delete"} <= survivors, survivors
 
 
+@pytest.mark.slow  # autogrades the capstone class (once per session)
 def test_a_suite_that_fails_on_the_reference_earns_nothing_for_its_tests(graded_class):
     result = wrong_suite(graded_class, "a test that fails on the correct app (it expects 200 from POST)")
     reference, killed = my_tests_scores(result)
@@ -153,12 +157,14 @@ def test_a_suite_that_fails_on_the_reference_earns_nothing_for_its_tests(graded_
 @pytest.mark.parametrize("mistake", ["tests without asserts: they pass whatever the app does", "asserts that cannot fail",
                                      "the client built once, at the top level, from the notebook's own app: the "
                                      "grader's apps are never tested"])
+@pytest.mark.slow  # autogrades the capstone class (once per session)
 def test_a_suite_that_passes_whatever_the_app_does_kills_nothing(graded_class, mistake):
     reference, killed = my_tests_scores(wrong_suite(graded_class, mistake))
     assert reference == 2, "it passes on the reference app"
     assert not any(killed.values()), [m for m, k in killed.items() if k]
 
 
+@pytest.mark.slow  # autogrades the capstone class (once per session)
 def test_feedback_counts_the_survivors_and_names_only_the_kind_of_a_hidden_one(graded_class):
     graded = graded_class(ASSIGNMENT)
     student = "wrong-my_tests-1"  # the happy-path suite: hidden mutants survive it

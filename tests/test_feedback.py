@@ -23,6 +23,12 @@ def hidden_lines_in_tracebacks(notebook_path, secret: set[str]) -> set[str]:
     return {line for line in secret if line in text}
 
 
+def hidden_test_errors(notebook_path) -> int:
+    """How many cells that hold hidden tests show an error in a graded notebook."""
+    return sum(1 for c in json.loads(notebook_path.read_text())["cells"] if "BEGIN HIDDEN TESTS" in "".join(c["source"])
+               and any(o.get("output_type") == "error" for o in c.get("outputs", [])))
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_feedback_on_a_failed_hidden_test_shows_no_hidden_test(graded_class, assignment):
     graded = graded_class(assignment)
@@ -30,10 +36,12 @@ def test_feedback_on_a_failed_hidden_test_shows_no_hidden_test(graded_class, ass
     assert secret, "the assignment has no hidden tests"
     graded_notebook = lambda student: graded.course / "autograded" / student / assignment / f"{assignment}.ipynb"
     failing = [s for s, r in graded.results.items() if r.problem is None and r.score < r.max_score]
-    # the failing submission whose tracebacks quote the most hidden-test lines: the one that would leak most
-    student = max(failing, key=lambda s: len(hidden_lines_in_tracebacks(graded_notebook(s), secret)))
-    quoted = hidden_lines_in_tracebacks(graded_notebook(student), secret)
-    assert quoted, "no failing submission fails inside a hidden test: this test would prove nothing"
+    # the failing submission with the most errors in cells that hold hidden tests: the one that would leak most
+    student = max(failing, key=lambda s: hidden_test_errors(graded_notebook(s)))
+    assert hidden_test_errors(graded_notebook(student)), "no submission fails in a hidden test: this proves nothing"
+    # The grading kernel blanks a test cell's hidden lines in its linecache (coursekit.kernel_guard): a failing hidden
+    # assert's traceback gives its line number, not its text, already in the autograded notebook.
+    assert not hidden_lines_in_tracebacks(graded_notebook(student), secret)
 
     nbgrader(graded.course, "generate_feedback", assignment, f"--student={student}", "--force")
     text = html_text((graded.course / "feedback" / student / assignment / f"{assignment}.html").read_text())

@@ -160,6 +160,7 @@ def _outputs(graded, student: str, cell: str) -> list[dict]:
     return next(c["outputs"] for c in subs.read_notebook(path)["cells"] if subs.nbgrader_meta(c).get("grade_id") == cell)
 
 
+@pytest.mark.slow  # autogrades a class (once per session)
 def test_a_deprecation_warning_is_advice_a_wrong_answer_that_warns_still_loses(graded_class):
     """Result.tuples() prints SADeprecationWarning (SQLAlchemy 2.1) in both q1 test cells: nbgrader alone scores that 0.
     The right answer keeps its 4 points and the student reads the warning as advice; a wrong one with .tuples() loses."""

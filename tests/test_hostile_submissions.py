@@ -266,14 +266,16 @@ def test_files_outside_the_students_folder_cannot_be_read(hostile_class):
     printed = "".join("".join(output.get("text", "")) for output in outputs)
     attempts = [line for line in printed.splitlines() if line.startswith("ATTACK")]
     assert len(attempts) == 9, attempts  # every attempt ran, and said how it ended
-    # Starting a process works (it dies with the sandbox: test_no_process_outlives_grading); nothing else does.
-    # As an ordinary user, the folders above the student's own are the sandbox's skeleton, made by bubblewrap inside
-    # the sandbox and owned by the kernel's user in its user namespace: "write course" lands there, thrown away with
-    # the sandbox, and the course on the host stays untouched (as root the skeleton is root's and the write fails).
+    # Starting a process is refused by the grader's audit hook (and would die with the sandbox:
+    # test_no_process_outlives_grading); nothing else works either. As an ordinary user, the folders above the
+    # student's own are the sandbox's skeleton, made by bubblewrap inside the sandbox and owned by the kernel's user in
+    # its user namespace: "write course" lands there, thrown away with the sandbox, and the course on the host stays
+    # untouched (as root the skeleton is root's and the write fails).
     done = {line for line in attempts if line.endswith(": done")}
-    expected = {"ATTACK leave a process: done"} | ({"ATTACK write course: done"} if os.geteuid() else set())
+    expected = {"ATTACK write course: done"} if os.geteuid() else set()
     assert done == expected, attempts
     assert not (hostile_class["course"] / "pwned.txt").exists()
+    assert "subprocess.Popen" in str(hostile_class["results"]["harms-the-class"].problem)
     # what the student's notebook (and so the feedback) shows: no master notebook, no grader config, no secret
     shown = json.dumps(outputs)
     assert "BEGIN HIDDEN TESTS" not in shown and "CourseDirectory" not in shown and SECRET not in shown
