@@ -124,7 +124,8 @@ class IntegrityChecks:
         # The course's own cells (locked, restored from the gradebook by nbgrader): the hook trusts their code.
         trusted = sorted({self._mac(cell.source.strip()) for cell in getattr(self, "nb", {"cells": []})["cells"]
                           if cell.cell_type == "code" and utils.is_locked(cell) and not utils.is_solution(cell)})
-        settings = {"begin": begin, "end": end, "roots": ENVIRONMENT_ROOTS, "trusted": trusted}
+        settings = {"begin": begin, "end": end, "roots": ENVIRONMENT_ROOTS, "trusted": trusted,
+                    "max_output": getattr(self, "max_output_bytes", -1)}
         code = (f"(lambda g: (exec(compile({GUARD_SOURCE!r}, {kernel_guard.GUARD_FILE!r}, 'exec'), g), "
                 f"g['install'](get_ipython(), {self._key.hex()!r}, {settings!r})))({{'__name__': 'coursekit_guard'}})\n")
         for request in (code, "pass\n"):

@@ -269,15 +269,55 @@ HELPER_FOLDERS = ("/asyncio/", "/stack_data/", "/executing/", "/pure_eval/", "/_
 HELPER_FUNCTIONS = (("/logging/__init__.py", "<lambda>"),)  # logging.currentframe
 
 
+OUTPUT_LIMIT_ERROR = "OutputLimitExceeded"
+
+
+def cap_output(shell, limit: int) -> None:
+    """Stop a cell, with an error, once its print() calls have written `limit` characters.
+
+    The grader also cuts what it receives (GuardedExecute.max_output_bytes), but ipykernel buffers a cell's output
+    in the kernel and sends it every 0.2 s: `while True: print("x" * 1_000_000)` filled gigabytes there before the
+    grader's interrupt arrived, and on a busy machine the kernel ran out of memory or stopped answering (a timeout
+    instead of "too much output"). Counted here, the cell stops at once, in its own print(). print() is wrapped, not
+    the stream's write(), which ipykernel's stream does not let an instance attribute replace; other writers are still
+    cut by the grader. Installed before the guard notes the builtins, so the guard keeps it in place; a notebook that
+    removes it only makes its own grading slower."""
+    if limit is None or limit < 0:
+        return
+    used = [0]
+    original_print, stdout, stderr = builtins.print, sys.stdout, sys.stderr
+
+    class OutputLimitExceeded(Exception):
+        pass
+
+    def reset(*args):  # a new request: a cell, or the grader's probe
+        used[0] = 0
+
+    def print(*values, sep=" ", end="\n", file=None, flush=False):  # noqa: A001 (the builtin it stands for)
+        if file is None or file is stdout or file is stderr:
+            texts = [str(value) for value in values]
+            used[0] += sum(len(text) for text in texts) + len(end or "") + len(sep or "") * max(0, len(texts) - 1)
+            if used[0] > limit:
+                raise OutputLimitExceeded(f"[grader] this cell printed more than {limit:,} characters; it was stopped "
+                                          "here. Print less (a summary, the first rows) and run it again.")
+            values = texts
+        return original_print(*values, sep=sep, end=end, file=file, flush=flush)
+
+    print.__doc__ = original_print.__doc__
+    shell.events.register("pre_execute", reset)
+    builtins.print = print
+
+
 def install(shell, key_hex: str, settings: dict) -> None:
     """Add the grader's audit hook (see the module's docstring). Runs once, first, in a fresh kernel.
 
     settings: "begin"/"end" (nbgrader's hidden-test delimiters), "roots" (folders of the read-only environment
-    besides Python's own).
+    besides Python's own), "max_output" (characters a cell may print: cap_output).
     """
+    cap_output(shell, settings.get("max_output"))
     # Everything the hook uses is bound here, in its closure: a student can reach this module's globals (through any
     # of its functions' __globals__) and rebind builtins, not these.
-    events, always_vetoed, from_student_vetoed = EVENTS, ALWAYS_VETOED, FROM_STUDENT_VETOED
+    events, from_student_vetoed = EVENTS, FROM_STUDENT_VETOED
     frame_attributes, code_attributes = FRAME_ATTRIBUTES, CODE_ATTRIBUTES
     helper_files, helper_folders, helper_functions = HELPER_FILES, HELPER_FOLDERS, HELPER_FUNCTIONS
     guard_file, check_event, reach_event = GUARD_FILE, CHECK_EVENT, REACH_EVENT

@@ -34,7 +34,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer, List, Unicode
 
-from . import sandbox
+from . import kernel_guard, sandbox
 from .cells import hidden_test_delimiters
 from .integrity import IntegrityChecks
 from .scrub import ANSI, hidden_lines
@@ -179,7 +179,11 @@ class GuardedExecute(IntegrityChecks, Execute):
             self._kernel_seconds += time.perf_counter() - started
 
     def output(self, outs, msg, display_id, cell_index):
-        if self.max_output_bytes < 0 or msg["msg_type"] == "error":
+        if self.max_output_bytes < 0:
+            return super().output(outs, msg, display_id, cell_index)
+        if msg["msg_type"] == "error":
+            if msg["content"].get("ename") == kernel_guard.OUTPUT_LIMIT_ERROR and cell_index not in self._cut_cells:
+                self._cut(outs, cell_index)  # the kernel stopped the cell itself (kernel_guard.cap_output)
             return super().output(outs, msg, display_id, cell_index)
         if cell_index in self._cut_cells:
             return None  # dropped: this cell already printed too much
@@ -187,16 +191,20 @@ class GuardedExecute(IntegrityChecks, Execute):
         self._output_sizes[cell_index] = size
         if size <= self.max_output_bytes:
             return super().output(outs, msg, display_id, cell_index)
+        self._cut(outs, cell_index)
+        interrupt = asyncio.ensure_future(self._interrupt())
+        self._pending.add(interrupt)
+        interrupt.add_done_callback(self._pending.discard)
+        return None
+
+    def _cut(self, outs, cell_index):
+        """Report the cell as printing too much, and say so in its first output."""
         self._cut_cells.add(cell_index)
         limit = _human_size(self.max_output_bytes)
         report(Problem(ProblemKind.TOO_MUCH_OUTPUT, f"printed more than {limit}; the output was cut and the cell stopped",
                        cells=(_cell_name(self.nb.cells[cell_index], cell_index),)), self.log)
         # First output of the cell, so that nbgrader's LimitOutput (which keeps the first lines) keeps the note.
         outs.insert(0, NotebookNode(output_type="stream", name="stdout", text=OUTPUT_CUT_NOTE.format(limit=limit)))
-        interrupt = asyncio.ensure_future(self._interrupt())
-        self._pending.add(interrupt)
-        interrupt.add_done_callback(self._pending.discard)
-        return None
 
     def clear_output(self, outs, msg, cell_index):
         """A cell that redraws its output (a progress display) only keeps what it shows now: count from zero."""

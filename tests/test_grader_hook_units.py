@@ -36,11 +36,12 @@ def mac(key: str, text: str) -> str:
     return hmac.new(bytes.fromhex(key), text.strip().encode(), hashlib.sha256).hexdigest()
 
 
-def run_cells(cells: list[str], key: str | None = None, trusted: tuple[str, ...] = ()) -> list[str]:
+def run_cells(cells: list[str], key: str | None = None, trusted: tuple[str, ...] = (),
+              max_output: int = -1) -> list[str]:
     """Run each cell as a notebook cell after the hook is installed: "ok" or "<error type>: <message>"."""
     key = key or secrets.token_hex(32)
     settings = {"begin": "### BEGIN HIDDEN TESTS", "end": "### END HIDDEN TESTS", "roots": [],
-                "trusted": [mac(key, cell) for cell in trusted]}
+                "trusted": [mac(key, cell) for cell in trusted], "max_output": max_output}
     run = subprocess.run([sys.executable, "-c", DRIVER, kernel_guard.__file__, key, json.dumps(settings)],
                          input=json.dumps([textwrap.dedent(c) for c in cells]), capture_output=True, text=True,
                          timeout=120)
@@ -243,3 +244,14 @@ def test_ipython_s_objects_hold_no_hidden_line_while_the_test_runs():
     assert report_of(results[2])[2:4] == (True, None)
     # the control: the same cell, not announced by a probe, finds its hidden line in IPython's execution info
     assert "exec_result" in run_cells([cell], key=key)[0]
+
+
+def test_a_cell_that_prints_without_end_is_stopped_in_its_own_print_and_the_next_cell_starts_afresh():
+    """ipykernel buffers output in the kernel: a print loop filled gigabytes before the grader's cut reached it."""
+    endless = "while True:\n    print('x' * 1_000_000)"
+    results = run_cells([endless, "print('x' * 600)\nprint('y' * 300)", "print('x' * 600, 'y' * 600)",
+                         "import io\nprint('z' * 5000, file=io.StringIO())"], max_output=1000)
+    assert results[0].startswith("OutputLimitExceeded: [grader] this cell printed more than 1,000 characters")
+    assert results[1] == "ok", results  # 902 characters: under the limit, counted from zero for this cell
+    assert results[2].startswith("OutputLimitExceeded"), results
+    assert results[3] == "ok", results  # printing into a file of its own is not output
