@@ -14,6 +14,7 @@ test cell got the same score in both. Not a test: figures depend on the machine 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,8 +85,10 @@ def main(argv=None) -> int:
     try:
         revisions = {"baseline": str(baseline), "this tree": None}
         courses = {}
-        for name in revisions:
+        for name, pythonpath in revisions.items():
             course = make_course_folder(root / name.replace(" ", "-"), [args.assignment])
+            if pythonpath:  # grades with the revision's own course config (it imports that revision's coursekit)
+                shutil.copy(Path(pythonpath) / "nbgrader_config.py", course / "nbgrader_config.py")
             if args.cold:
                 with (course / "nbgrader_config.py").open("a") as file:
                     file.write("\nc.GuardedExecute.warm_kernels = False\n")
@@ -130,6 +133,10 @@ def main(argv=None) -> int:
     same = scores["baseline"] == scores["this tree"]
     print(f"Same score in both for every test cell ({sum(len(s) for s in scores['this tree'].values())} cells): "
           f"{'yes' if same else 'NO'}")
+    for student in sorted(scores["this tree"]):
+        for cell, score in scores["this tree"][student].items():
+            if scores["baseline"].get(student, {}).get(cell) != score:
+                print(f"  {student} {cell}: baseline {scores['baseline'].get(student, {}).get(cell)}, this tree {score}")
     return 0 if same else 1
 
 
