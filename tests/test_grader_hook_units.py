@@ -255,3 +255,27 @@ def test_a_cell_that_prints_without_end_is_stopped_in_its_own_print_and_the_next
     assert results[1] == "ok", results  # 902 characters: under the limit, counted from zero for this cell
     assert results[2].startswith("OutputLimitExceeded"), results
     assert results[3] == "ok", results  # printing into a file of its own is not output
+
+
+def test_a_process_a_library_starts_for_itself_is_allowed_and_one_the_notebook_starts_is_refused():
+    """matplotlib's font manager runs fc-list the first time it is imported in a fresh sandbox: an honest plot was
+    reported as tampering. A notebook's own process, directly or through subprocess/os/asyncio, is still refused."""
+    results = run_cells([
+        "import platform\nplatform.architecture('/bin/sh')",  # platform.py runs `file` for its caller
+        "import subprocess\nsubprocess.run(['true'])",
+        "import os\nos.system('true')",
+        "import asyncio\nawait asyncio.create_subprocess_exec('true')",
+    ])
+    assert results[0] == "ok", results
+    assert all(r.startswith("RuntimeError: The grader forbids") for r in results[1:]), results
+
+
+def test_matplotlib_s_own_callbacks_are_told_by_their_code_not_by_a_module_name_anyone_can_set():
+    from matplotlib import pyplot
+
+    def impostor(*args):
+        pass
+
+    impostor.__module__ = "matplotlib.pyplot"
+    assert kernel_guard._from_matplotlib(pyplot._draw_all_if_interactive)
+    assert not kernel_guard._from_matplotlib(impostor)

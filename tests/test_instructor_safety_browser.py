@@ -160,6 +160,9 @@ def graded_courses(tmp_path_factory):
     subs.write_submission(course, "hostile", SECTION, hostile_submission(origin="__ORIGIN__"))
     subs.write_submission(course, "honest", SECTION, honest_submission())
     nbgrader(course, "autograde", SECTION, "--force")
+    # The honest plot is graded as honest work: matplotlib's own process (fc-list) and callbacks are not tampering.
+    honest = (course / "autograded" / "honest" / SECTION / f"{SECTION}.ipynb").read_text()
+    assert "GradingIntegrityError" not in honest and "The grader forbids" not in honest
     control = root / "control"
     shutil.copytree(course, control)
     with (control / "nbgrader_config.py").open("a") as config:
