@@ -66,17 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cold", action="store_true", help="cold kernels (default: warm)")
     args = parser.parse_args(argv)
 
-    correct = subs.correct_submission(args.assignment)
-    answers = subs.solution_answers(args.assignment)
-    wrong = [(exercise, source) for exercise, mistakes in subs.wrong_answers(args.assignment).items()
-             for source in mistakes.values()]
-    notebooks = {}
-    for n in range(args.students):
-        if n % 2 == 0:
-            notebooks[f"student-{n:02d}"] = correct
-        else:
-            exercise, source = wrong[n % len(wrong)]
-            notebooks[f"student-{n:02d}"] = subs.with_answers(correct, {**answers, exercise: source})
+    notebooks = subs.half_correct_class(args.assignment, args.students)
 
     root = Path(tempfile.mkdtemp(prefix="probe-cost-"))
     baseline = root / "baseline-src"

@@ -59,17 +59,7 @@ def main(argv=None) -> int:
     chosen = args.only.split(",") if args.only else list(SETTINGS)
     settings = {name: SETTINGS[name].replace(COLD, "") if args.warm else SETTINGS[name] for name in chosen}
 
-    correct = subs.correct_submission(args.assignment)
-    answers = subs.solution_answers(args.assignment)
-    wrong = [(exercise, source) for exercise, mistakes in subs.wrong_answers(args.assignment).items()
-             for source in mistakes.values()]
-    notebooks = {}
-    for n in range(args.students):
-        if n % 2 == 0:
-            notebooks[f"student-{n:02d}"] = correct
-        else:
-            exercise, source = wrong[n % len(wrong)]
-            notebooks[f"student-{n:02d}"] = subs.with_answers(correct, {**answers, exercise: source})
+    notebooks = subs.half_correct_class(args.assignment, args.students)
 
     root = Path(tempfile.mkdtemp(prefix="sandbox-cost-"))
     courses = {}

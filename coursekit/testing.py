@@ -150,6 +150,21 @@ def first_test_cell(notebook: dict) -> str:
     return next(nbgrader_meta(c)["grade_id"] for c in notebook["cells"] if is_test(c))
 
 
+def half_correct_class(assignment: str, students: int) -> dict[str, dict]:
+    """The benchmarks' class: even-numbered students correct, the others each with one realistic wrong answer
+    (tests/wrong_answers/, taken in turn), so that two runs grade the same notebooks."""
+    correct, answers = correct_submission(assignment), solution_answers(assignment)
+    mistakes = [(exercise, source) for exercise, sources in wrong_answers(assignment).items() for source in sources.values()]
+    notebooks = {}
+    for n in range(students):
+        if n % 2 == 0:
+            notebooks[f"student-{n:02d}"] = correct
+        else:
+            exercise, source = mistakes[n % len(mistakes)]
+            notebooks[f"student-{n:02d}"] = with_answers(correct, {**answers, exercise: source})
+    return notebooks
+
+
 def write_submission(course_root: Path, student: str, assignment: str, notebook: dict | str) -> Path:
     """Put a notebook (or raw text, for malformed files) where nbgrader collects it: submitted/<student>/<a>/."""
     folder = Path(course_root) / "submitted" / student / assignment
