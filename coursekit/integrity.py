@@ -41,7 +41,7 @@ from .outcomes import Problem, ProblemKind, report
 
 GUARD_SOURCE = Path(kernel_guard.__file__).read_text(encoding="utf-8")
 # Folders whose code the hook counts as the environment's, besides Python's own: coursekit's (a warm kernel's
-# template runs coursekit/warm.py).
+# template runs coursekit/warm_template.py and warm_entry.py).
 ENVIRONMENT_ROOTS = (str(Path(kernel_guard.__file__).resolve().parent),)
 INTEGRITY_ERROR = "GradingIntegrityError"
 STUDENT_ADVICE = ("Code in the notebook changed how Python runs cells or reports errors; remove it, restart the kernel "

@@ -92,8 +92,9 @@ def report_body(stdout: str, course) -> list[str]:
 
 def kernels_under(process: subprocess.Popen) -> list[psutil.Process]:
     """The kernel processes a `dask worker` command's worker process started: the ipykernel processes inside a
-    bubblewrap sandbox (a cold kernel runs ipykernel_launcher; a warm one is a fork of the worker's template process,
-    `python -m coursekit.warm ... ipykernel.kernelapp ...`, which itself runs outside any sandbox and stays)."""
+    bubblewrap sandbox (a cold kernel runs ipykernel_launcher; a warm one is a fork of the worker's template
+    process, `python -m coursekit.warm_template ... ipykernel.kernelapp ...`, which itself runs outside any sandbox
+    and stays)."""
     try:
         tree = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:

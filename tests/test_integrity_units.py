@@ -179,9 +179,9 @@ def test_what_a_failed_cell_left_is_freed_by_the_check_not_in_a_later_test_cell(
 
 
 def test_a_warm_kernel_with_a_capability_left_in_its_bounding_set_is_refused():
-    """warm.py's last check before a student's code runs: this test process keeps its full bounding set (a kernel
+    """warm_entry.py's last check before a student's code runs: this test process keeps its full bounding set (a kernel
     drops it; tests/test_warm_kernels.py shows a warm kernel's is empty), so the check refuses it."""
-    from coursekit import warm
+    from coursekit import warm_entry
 
     with pytest.raises(PermissionError, match="CapBnd"):
-        warm._check_no_capabilities()
+        warm_entry.check_no_capabilities()

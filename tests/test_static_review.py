@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from coursekit import assignments, diagnosis, outcomes, review
+from coursekit import assignments, diagnosis, outcomes, review, review_reader, review_rules
 from coursekit import testing as subs
 from coursekit.outcomes import Problem, ProblemKind, SubmissionResult
 from coursekit.report import format_summary
@@ -43,7 +43,7 @@ def submission_with_attack(attack: str) -> dict:
 
 
 def flagged(source: str) -> list[str]:
-    return [f.rule.name for f in review.review_source(textwrap.dedent(source).strip() + "\n", "q1")]
+    return [f.rule.name for f in review_reader.review_source(textwrap.dedent(source).strip() + "\n", "q1")]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def test_no_right_answer_and_no_solution_is_flagged(assignment):
                for how, source in variants.items()}
     answers |= {(exercise, "the solution"): source for exercise, source in subs.solution_answers(assignment).items()}
     assert len(answers) >= 10
-    found = {key: [str(f) for f in review.review_source(source, key[0])] for key, source in answers.items()}
+    found = {key: [str(f) for f in review_reader.review_source(source, key[0])] for key, source in answers.items()}
     assert not {key: f for key, f in found.items() if f}
 
 
@@ -87,7 +87,7 @@ def test_the_course_s_own_locked_cells_would_be_flagged_if_a_student_wrote_them(
     """Why copies of course cells are recognised: the review is not blind, the course may use internals."""
     master = subs.read_notebook(subs.COURSE_ROOT / "source" / "01-async-database" / "01-async-database.ipynb")
     locked = [c for c in master.cells if c.cell_type == "code" and not subs.is_answer(c)]
-    assert any(review.review_source("".join(c.source)) for c in locked)
+    assert any(review_reader.review_source("".join(c.source)) for c in locked)
 
 
 @pytest.mark.parametrize("source", [
@@ -195,20 +195,20 @@ def test_bad_submissions_that_kill_processes_are_flagged(source):
     ("print(1)\nget_ipython?", "IPython magic or shell escape", 2),
 ])
 def test_each_rule_flags_its_line(source, rule, line):
-    findings = review.review_source(source, "q1")
+    findings = review_reader.review_source(source, "q1")
     assert (rule, line) in {(f.rule.name, f.line) for f in findings}, [str(f) for f in findings]
     assert all(f.code == source.splitlines()[f.line - 1].strip() for f in findings)
 
 
 def test_a_magic_line_is_reported_once_as_a_magic_and_the_other_lines_as_usual():
-    findings = review.review_source("%time x = 1\nimport sys\n", "q1")
+    findings = review_reader.review_source("%time x = 1\nimport sys\n", "q1")
     assert [(f.line, f.rule.name) for f in findings] == [(1, "IPython magic or shell escape"),
                                                         (2, "interpreter internals")]
 
 
 def test_every_rule_says_why():
-    assert all(len(rule.why) > 30 and rule.name for rule in review.RULES)
-    assert len({rule.name for rule in review.RULES}) == len(review.RULES)
+    assert all(len(rule.why) > 30 and rule.name for rule in review_rules.RULES)
+    assert len({rule.name for rule in review_rules.RULES}) == len(review_rules.RULES)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_an_honest_notebook_reports_nothing(tmp_path):
 
 
 def test_needs_review_does_not_change_the_problem_and_shows_in_the_summary():
-    flag = review.as_problem(review.review_source("print(In)", "q1"))
+    flag = review.as_problem(review_reader.review_source("print(In)", "q1"))
     tampered = Problem(ProblemKind.TAMPERED, "errors were hidden")
     assert diagnosis.classify([flag], None, []) is None
     assert diagnosis.classify([flag, tampered], None, []) == tampered
