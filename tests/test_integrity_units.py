@@ -185,3 +185,59 @@ def test_a_warm_kernel_with_a_capability_left_in_its_bounding_set_is_refused():
 
     with pytest.raises(PermissionError, match="CapBnd"):
         warm_entry.check_no_capabilities()
+
+
+class _FailingPrctl:
+    """Stands in for libc in warm_entry: every prctl fails with `error`."""
+
+    def __init__(self, error: int):
+        self.error = error
+
+    def prctl(self, *args):
+        import ctypes
+        ctypes.set_errno(self.error)
+        return -1
+
+
+def _become_kernel_in_a_fork(monkeypatch, error: int) -> str:
+    """What warm_entry.become_kernel reports (through its `ready` pipe) when every prctl fails with `error`: it runs
+    in a fork, since on failure it ends the process, and on success it would run a kernel."""
+    from coursekit import warm_entry
+
+    monkeypatch.setattr(warm_entry, "_libc", _FailingPrctl(error))
+    request = {"limits": {}, "uid": 65534, "gid": 65534, "env": {}, "cwd": "/", "argv": []}
+    fifo_read, fifo_write = os.pipe()
+    ready_read, ready_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(ready_read)
+            warm_entry.become_kernel(request, fifo_write, ready_write, {})
+        finally:
+            os._exit(99)  # never back into pytest
+    os.close(ready_write)
+    os.close(fifo_write)
+    answer = os.read(ready_read, 4096).decode()
+    os.close(ready_read)
+    os.close(fifo_read)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 1, answer
+    return answer
+
+
+def test_a_warm_kernel_whose_bounding_set_cannot_be_dropped_is_refused(monkeypatch):
+    """prctl(PR_CAPBSET_DROP) failing (other than EINVAL, a capability this kernel lacks) stops the kernel's start."""
+    import errno
+
+    answer = _become_kernel_in_a_fork(monkeypatch, errno.EPERM)
+    assert answer == "PermissionError: [Errno 1] prctl(PR_CAPBSET_DROP, 0)"  # OSError(EPERM) is a PermissionError
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the kernel's start drops root before no_new_privs: needs root")
+def test_a_warm_kernel_without_no_new_privs_is_refused(monkeypatch):
+    """EINVAL from PR_CAPBSET_DROP is let pass (a capability this kernel lacks); a failing PR_SET_NO_NEW_PRIVS is
+    not."""
+    import errno
+
+    answer = _become_kernel_in_a_fork(monkeypatch, errno.EINVAL)
+    assert answer == "OSError: [Errno 22] prctl(PR_SET_NO_NEW_PRIVS)"
