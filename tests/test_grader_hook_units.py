@@ -1,5 +1,6 @@
-"""The grader's audit hook (kernel_guard.install), in a fresh Python with an IPython shell, without a kernel: what it
-refuses to a notebook's code, what it lets libraries do, and the signed report a fake cannot produce.
+"""The grader's audit hook (guard_hook.install, sent as kernel_guard.install_request), in a fresh Python with an
+IPython shell, without a kernel: what it refuses to a notebook's code, what it lets libraries do, and the signed
+report a fake cannot produce.
 
 An audit hook cannot be removed, so each test runs its cells in a new interpreter (about a second each)."""
 import hashlib
@@ -12,17 +13,14 @@ import textwrap
 
 import pytest
 
-from coursekit import kernel_guard
+from coursekit import guard_state, kernel_guard
 
 DRIVER = r"""
 import json, sys
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
-namespace = {"__name__": "coursekit_guard"}
-exec(compile(open(sys.argv[1]).read(), "coursekit-guard", "exec"), namespace)
-settings = json.loads(sys.argv[3])
-namespace["install"](shell, sys.argv[2], settings)
-del namespace
+installed = shell.run_cell(sys.argv[1], silent=True, store_history=False)  # the grader's request, as a kernel runs it
+assert installed.success, installed.error_in_exec or installed.error_before_exec
 results = []
 for cell in json.load(sys.stdin):
     result = shell.run_cell(cell, silent=True)
@@ -42,7 +40,7 @@ def run_cells(cells: list[str], key: str | None = None, trusted: tuple[str, ...]
     key = key or secrets.token_hex(32)
     settings = {"begin": "### BEGIN HIDDEN TESTS", "end": "### END HIDDEN TESTS", "roots": [],
                 "trusted": [mac(key, cell) for cell in trusted], "max_output": max_output}
-    run = subprocess.run([sys.executable, "-c", DRIVER, kernel_guard.__file__, key, json.dumps(settings)],
+    run = subprocess.run([sys.executable, "-c", DRIVER, kernel_guard.install_request(key, settings)],
                          input=json.dumps([textwrap.dedent(c) for c in cells]), capture_output=True, text=True,
                          timeout=120)
     line = next((l for l in run.stdout.splitlines() if l.startswith("RESULTS ")), None)
@@ -277,5 +275,5 @@ def test_matplotlib_s_own_callbacks_are_told_by_their_code_not_by_a_module_name_
         pass
 
     impostor.__module__ = "matplotlib.pyplot"
-    assert kernel_guard._from_matplotlib(pyplot._draw_all_if_interactive)
-    assert not kernel_guard._from_matplotlib(impostor)
+    assert guard_state._from_matplotlib(pyplot._draw_all_if_interactive)
+    assert not guard_state._from_matplotlib(impostor)
