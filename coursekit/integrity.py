@@ -39,7 +39,6 @@ from nbgrader import utils
 from . import kernel_guard
 from .outcomes import Problem, ProblemKind, report
 
-GUARD_SOURCE = Path(kernel_guard.__file__).read_text(encoding="utf-8")
 # Folders whose code the hook counts as the environment's, besides Python's own: coursekit's (a warm kernel's
 # template runs coursekit/warm_template.py and warm_entry.py).
 ENVIRONMENT_ROOTS = (str(Path(kernel_guard.__file__).resolve().parent),)
@@ -114,7 +113,8 @@ class IntegrityChecks:
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     async def _install_guard(self) -> None:
-        """Send kernel_guard's source and a new key to the kernel before any cell runs: its audit hook starts there.
+        """Send the guard's source and a new key to the kernel before any cell runs (kernel_guard.install_request):
+        its audit hook starts there.
 
         The key travels once, in this request; `install` keeps it only in the hook's closure and blanks this
         request's copy, and a second request replaces IPython's record of this one.
@@ -126,8 +126,7 @@ class IntegrityChecks:
                           if cell.cell_type == "code" and utils.is_locked(cell) and not utils.is_solution(cell)})
         settings = {"begin": begin, "end": end, "roots": ENVIRONMENT_ROOTS, "trusted": trusted,
                     "max_output": getattr(self, "max_output_bytes", -1)}
-        code = (f"(lambda g: (exec(compile({GUARD_SOURCE!r}, {kernel_guard.GUARD_FILE!r}, 'exec'), g), "
-                f"g['install'](get_ipython(), {self._key.hex()!r}, {settings!r})))({{'__name__': 'coursekit_guard'}})\n")
+        code = kernel_guard.install_request(self._key.hex(), settings)
         for request in (code, "pass\n"):
             reply = await ensure_async(self.kc.execute_interactive(
                 request, silent=True, store_history=False, allow_stdin=False, timeout=self._probe_timeout(),

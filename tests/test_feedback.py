@@ -39,7 +39,7 @@ def test_feedback_on_a_failed_hidden_test_shows_no_hidden_test(graded_class, ass
     # the failing submission with the most errors in cells that hold hidden tests: the one that would leak most
     student = max(failing, key=lambda s: hidden_test_errors(graded_notebook(s)))
     assert hidden_test_errors(graded_notebook(student)), "no submission fails in a hidden test: this proves nothing"
-    # The grading kernel blanks a test cell's hidden lines in its linecache (coursekit.kernel_guard): a failing hidden
+    # The grading kernel blanks a test cell's hidden lines in its linecache (coursekit.guard_hook): a failing hidden
     # assert's traceback gives its line number, not its text, already in the autograded notebook.
     assert not hidden_lines_in_tracebacks(graded_notebook(student), secret)
 

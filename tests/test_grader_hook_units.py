@@ -1,5 +1,6 @@
-"""The grader's audit hook (kernel_guard.install), in a fresh Python with an IPython shell, without a kernel: what it
-refuses to a notebook's code, what it lets libraries do, and the signed report a fake cannot produce.
+"""The grader's audit hook (guard_hook.install, sent as kernel_guard.install_request), in a fresh Python with an
+IPython shell, without a kernel: what it refuses to a notebook's code, what it lets libraries do, and the signed
+report a fake cannot produce.
 
 An audit hook cannot be removed, so each test runs its cells in a new interpreter (about a second each)."""
 import hashlib
@@ -12,17 +13,14 @@ import textwrap
 
 import pytest
 
-from coursekit import kernel_guard
+from coursekit import guard_state, kernel_guard
 
 DRIVER = r"""
 import json, sys
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
-namespace = {"__name__": "coursekit_guard"}
-exec(compile(open(sys.argv[1]).read(), "coursekit-guard", "exec"), namespace)
-settings = json.loads(sys.argv[3])
-namespace["install"](shell, sys.argv[2], settings)
-del namespace
+installed = shell.run_cell(sys.argv[1], silent=True, store_history=False)  # the grader's request, as a kernel runs it
+assert installed.success, installed.error_in_exec or installed.error_before_exec
 results = []
 for cell in json.load(sys.stdin):
     result = shell.run_cell(cell, silent=True)
@@ -42,7 +40,7 @@ def run_cells(cells: list[str], key: str | None = None, trusted: tuple[str, ...]
     key = key or secrets.token_hex(32)
     settings = {"begin": "### BEGIN HIDDEN TESTS", "end": "### END HIDDEN TESTS", "roots": [],
                 "trusted": [mac(key, cell) for cell in trusted], "max_output": max_output}
-    run = subprocess.run([sys.executable, "-c", DRIVER, kernel_guard.__file__, key, json.dumps(settings)],
+    run = subprocess.run([sys.executable, "-c", DRIVER, kernel_guard.install_request(key, settings)],
                          input=json.dumps([textwrap.dedent(c) for c in cells]), capture_output=True, text=True,
                          timeout=120)
     line = next((l for l in run.stdout.splitlines() if l.startswith("RESULTS ")), None)
@@ -100,6 +98,8 @@ REFUSED = {
     "a link into /proc, from a Path": "import os, pathlib, tempfile\nos.symlink(pathlib.Path('/proc/self'), tempfile.mktemp())",
     "code under a library's name": "import json\ncompile('x = 1', json.__file__, 'exec')",
     "code objects under a library's name": "import json\n(lambda: 0).__code__.replace(co_filename=json.__file__)",
+    "code under the guard's own name": f"compile('x = 1', {kernel_guard.GUARD_FILE!r}, 'exec')",
+    "code objects under the guard's own name": f"(lambda: 0).__code__.replace(co_filename={kernel_guard.GUARD_FILE!r})",
     "an AST compiled by hand": "import ast\ncompile(ast.parse('x = 1'), 'mine.py', 'exec')",
     "swapping a function's code": "def f(): pass\ndef g(): pass\nf.__code__ = g.__code__",
     "marshal.loads": "import marshal\nmarshal.loads(marshal.dumps(1))",
@@ -110,6 +110,31 @@ def test_what_tampering_and_reading_need_is_refused_to_a_notebook():
     results = run_cells(list(REFUSED.values()))
     refused = {name: result for name, result in zip(REFUSED, results) if "The grader forbids" not in result}
     assert not refused, refused
+
+
+IMPORTS = r"""
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.run_cell("pass", silent=True, store_history=False)  # what IPython imports for its first cell
+sys.path.insert(0, sys.argv[2])  # the notebook's folder, first (a kernel has it later, after the standard library)
+before = set(sys.modules)
+installed = shell.run_cell(sys.argv[1], silent=True, store_history=False)
+assert installed.success, installed.error_in_exec or installed.error_before_exec
+print("IMPORTED " + " ".join(sorted(set(sys.modules) - before - set(sys.builtin_module_names))))
+"""
+
+
+def test_the_guard_s_request_imports_no_module_a_notebook_s_folder_could_provide(tmp_path):
+    """The guard's modules reach the kernel as source, not through an import: the notebook's folder is on a kernel's
+    import path, and a `coursekit` or `linecache.py` there must not answer. A planted one would say so."""
+    for name in ("coursekit/__init__.py", "guard_state.py", "guard_hook.py", "linecache.py", "_hashlib.py", "gc.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("raise SystemExit('planted module imported')\n")
+    request = kernel_guard.install_request(secrets.token_hex(32), {"begin": "### BEGIN", "end": "### END"})
+    run = subprocess.run([sys.executable, "-c", IMPORTS, request, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "IMPORTED \n" in run.stdout, run.stdout + run.stderr
 
 
 def test_a_new_audit_hook_is_not_added():
@@ -277,5 +302,5 @@ def test_matplotlib_s_own_callbacks_are_told_by_their_code_not_by_a_module_name_
         pass
 
     impostor.__module__ = "matplotlib.pyplot"
-    assert kernel_guard._from_matplotlib(pyplot._draw_all_if_interactive)
-    assert not kernel_guard._from_matplotlib(impostor)
+    assert guard_state._from_matplotlib(pyplot._draw_all_if_interactive)
+    assert not guard_state._from_matplotlib(impostor)

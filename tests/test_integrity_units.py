@@ -12,7 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from nbformat.v4 import new_code_cell
 from nbgrader import utils
 
-from coursekit import kernel_guard, sandbox
+from coursekit import guard_state, sandbox
 from coursekit.grading import grade_assignment
 from coursekit.preprocessors import GuardedExecute
 from coursekit.integrity import builtin_names, integrity_error
@@ -29,7 +29,7 @@ def shell():
 
 @pytest.fixture
 def guard(shell):
-    return kernel_guard.Guard(shell)
+    return guard_state.Guard(shell)
 
 
 def error_of(shell, code: str):
