@@ -37,7 +37,7 @@ from coursekit.testing import make_course_folder
 from grade_class import PeakMemory  # benchmarks/, beside this script
 
 # Cold kernels in all four: this measures what protection costs; benchmarks/grade_class.py measures warm kernels.
-COLD = "c.GuardedExecute.warm_kernels = False\n"
+COLD = "c.SandboxProvisioner.warm = False\n"
 SETTINGS = {
     "unprotected": COLD + "c.GuardedExecute.unsafe_no_sandbox = True\nc.GuardedExecute.check_integrity = False\n",
     "sandbox": COLD + "c.GuardedExecute.check_integrity = False\n",

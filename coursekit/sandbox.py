@@ -218,8 +218,13 @@ class SandboxProvisioner(LocalProvisioner):
     ).tag(config=True)
     uid_slots = Integer(256, help="How many kernels may run at the same moment on this machine.").tag(config=True)
     memory_limit = Integer(
-        4 * 1024**3, help="Bytes of memory the kernel's control group may hold, and of address space per process (0: "
-                          "no limit). Set from c.GuardedExecute.kernel_memory_limit, the setting's home, when grading.",
+        4 * 1024**3,
+        help="Bytes of memory a grading kernel may use (Linux; 0: no limit): per process, as address space (a "
+             "student's loop that keeps allocating gets a MemoryError in its own cell), and, as root, for all the "
+             "kernel's processes and the files in its tmpfs folders together (coursekit.cgroup: the out-of-memory "
+             "killer ends a process of that kernel, never another student's kernel or the grader). Also the address "
+             "space limit of an unsandboxed kernel (GuardedExecute.unsafe_no_sandbox). The course's notebooks use "
+             "about 1.1 GB of address space (90 MB resident) when graded.",
     ).tag(config=True)
     max_processes = Integer(
         1024, help="Processes and threads the sandbox user may have at once (0: no limit): stops a fork bomb.",
@@ -240,11 +245,17 @@ class SandboxProvisioner(LocalProvisioner):
     ).tag(config=True)
 
     warm = Bool(
-        False, help="Start the kernel as a fork of a process that has already imported ipykernel and preload_modules "
-                    "(coursekit.warm), in the same sandbox: no Python start and no imports per kernel. Needs root; "
-                    "elsewhere kernels start cold.",
+        True,
+        help="Start each grading kernel as a fresh fork of a process that has already imported ipykernel and "
+             "preload_modules, inside the same sandbox as a cold kernel (coursekit.warm): about half the time and CPU "
+             "of a notebook is a cold kernel's start. Needs root; elsewhere kernels start cold (`coursekit grade "
+             "--cold-kernels`: always cold).",
     ).tag(config=True)
-    preload_modules = List(Unicode(), help="Modules a warm kernel has imported before it starts.").tag(config=True)
+    preload_modules = List(
+        Unicode(),
+        help="Modules a warm kernel has already imported when it starts: the ones the course's notebooks import. "
+             "A module missing from the environment stops grading with an error that names it.",
+    ).tag(config=True)
 
     _folder: Path | None = None
     _group: "cgroup.KernelGroup | None" = None  # the kernel's control group, while it runs
@@ -418,5 +429,5 @@ class SandboxProvisioner(LocalProvisioner):
         if kills:
             limit = f"{self.memory_limit / 1024**3:.3g} GiB"
             report(Problem(ProblemKind.OUT_OF_MEMORY, f"the kernel's processes together reached its memory limit "
-                           f"({limit}, c.GuardedExecute.kernel_memory_limit, files in its folder and /tmp included): "
+                           f"({limit}, c.SandboxProvisioner.memory_limit, files in its folder and /tmp included): "
                            f"{kills} of them killed"), self.log)
