@@ -88,8 +88,8 @@ else:
     # Warm kernels (coursekit.warm): each grading kernel is a fresh fork of a process that has already imported
     # these, the modules the course's notebooks import, instead of a new Python that imports them again. Add a
     # module here when a notebook starts importing it; a module missing from the environment stops grading with
-    # an error that names it. --GuardedExecute.warm_kernels=False starts every kernel cold.
-    c.GuardedExecute.preload_modules = [
+    # an error that names it. --SandboxProvisioner.warm=False starts every kernel cold.
+    c.SandboxProvisioner.preload_modules = [
         "fastapi", "fastapi.security", "pydantic", "sqlalchemy", "sqlalchemy.ext.asyncio",
         "sqlalchemy.orm", "aiosqlite", "httpx", "jwt", "pwdlib",
         # 04-capstone runs the student's pytest suite in the kernel with ipytest (pytest loads anyio's plugin itself)

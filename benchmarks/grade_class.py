@@ -8,10 +8,10 @@ about 45 % correct, 40 % with one realistic wrong answer (tests/wrong_answers/),
 (coursekit.testing).
 Copies of that folder are graded in the same run, one after the other, each in one of these ways:
 
-- plain cold:      `nbgrader autograde ASSIGNMENT --force --GuardedExecute.warm_kernels=False`, as nbgrader grades
+- plain cold:      `nbgrader autograde ASSIGNMENT --force --SandboxProvisioner.warm=False`, as nbgrader grades
                    without coursekit's warm kernels (one process, students one after another, a new Python per kernel);
 - plain warm:      `nbgrader autograde ASSIGNMENT --force` with the course's config (warm kernels, coursekit.warm);
-- coursekit cold:  coursekit.grading.grade_assignment(..., jobs=N, warm_kernels=False) (N worker processes);
+- coursekit cold:  coursekit.grading.grade_assignment(..., jobs=N, SandboxProvisioner.warm=False) (N worker processes);
 - coursekit warm:  coursekit.grading.grade_assignment(..., jobs=N), the default of `coursekit grade`.
 
 --runs "coursekit cold,coursekit warm" picks some of them (default: all four). Prints, for each: wall time, submissions per minute, peak memory (of the grading processes, their
@@ -180,7 +180,7 @@ def run_plain(course: Path, assignment: str, warm: bool) -> dict:
     started = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force",
-                                    f"--GuardedExecute.warm_kernels={warm}"],
+                                    f"--SandboxProvisioner.warm={warm}"],
                                    cwd=course, env=ENV_WITH_VENV, stdout=out, stderr=subprocess.STDOUT)
         with PeakMemory(psutil.Process(process.pid)) as memory:
             process.wait()
@@ -195,7 +195,7 @@ def run_parallel(course: Path, assignment: str, jobs: int, warm: bool) -> dict:
     me = psutil.Process()
     started = time.perf_counter()
     with PeakMemory(me, baseline=me.memory_info().rss) as memory:
-        results = grade_assignment(course, assignment, config=Config({"Grading": {"jobs": jobs}, "GuardedExecute": {"warm_kernels": warm}}))
+        results = grade_assignment(course, assignment, config=Config({"Grading": {"jobs": jobs}, "SandboxProvisioner": {"warm": warm}}))
     seconds = time.perf_counter() - started
     split = [(t.kernel_seconds, t.cells_seconds) for r in results for t in r.timings]
     return {"seconds": seconds, "peak": memory.peak, "pss": memory.peak_pss, "split": split,
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
     seconds = {name: sum(r["seconds"] for r in by_assignment.values()) for name, by_assignment in runs.items()}
     for name, by_assignment in runs.items():
         workers = 1 if RUNS[name][0] == "plain" else args.jobs
-        title = {"plain cold": "`nbgrader autograde --GuardedExecute.warm_kernels=False` (serial, cold kernels)",
+        title = {"plain cold": "`nbgrader autograde --SandboxProvisioner.warm=False` (serial, cold kernels)",
                  "plain warm": "`nbgrader autograde` (serial, warm kernels)",
                  "coursekit cold": f"`coursekit grade --jobs {args.jobs} --cold-kernels`",
                  "coursekit warm": f"`coursekit grade --jobs {args.jobs}` (warm kernels)"}[name]

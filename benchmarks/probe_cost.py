@@ -81,7 +81,7 @@ def main(argv=None) -> int:
                 shutil.copy(Path(pythonpath) / "nbgrader_config.py", course / "nbgrader_config.py")
             if args.cold:
                 with (course / "nbgrader_config.py").open("a") as file:
-                    file.write("\nc.GuardedExecute.warm_kernels = False\n")
+                    file.write("\nc.SandboxProvisioner.warm = False\n")
             for student, notebook in notebooks.items():
                 subs.write_submission(course, student, args.assignment, notebook)
             courses[name] = course

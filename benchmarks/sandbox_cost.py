@@ -37,7 +37,7 @@ from coursekit.testing import make_course_folder
 from grade_class import PeakMemory  # benchmarks/, beside this script
 
 # Cold kernels in all four: this measures what protection costs; benchmarks/grade_class.py measures warm kernels.
-COLD = "c.GuardedExecute.warm_kernels = False\n"
+COLD = "c.SandboxProvisioner.warm = False\n"
 SETTINGS = {
     "unprotected": COLD + "c.GuardedExecute.unsafe_no_sandbox = True\nc.GuardedExecute.check_integrity = False\n",
     "sandbox": COLD + "c.GuardedExecute.check_integrity = False\n",
@@ -118,25 +118,25 @@ def sandbox_starts(notebook_folder: Path, starts: int) -> None:
     import shutil
     import subprocess
 
-    from coursekit import cgroup, sandbox
+    from coursekit import bubblewrap, cgroup
     folder = str(notebook_folder.resolve())
     size = 512 * 1024**2
-    limits = sandbox.resource_limits(4 * 1024**3, 1024, 1024**3)
+    limits = bubblewrap.resource_limits(4 * 1024**3, 1024, 1024**3)
 
     def copied():
         private = Path(tempfile.mkdtemp(prefix="sandbox-cost-copy-"))
         shutil.copytree(folder, private / "work", symlinks=True)
-        subprocess.run(sandbox.limited(sandbox.sandbox_command(["true"], binds=[(str(private / "work"), folder)],
+        subprocess.run(bubblewrap.limited(bubblewrap.sandbox_command(["true"], binds=[(str(private / "work"), folder)],
                                                                cwd=folder), limits), check=True)
         shutil.rmtree(private)
 
     def tmpfs():
-        subprocess.run(sandbox.limited(sandbox.sandbox_command(["true"], binds=[], cwd=folder, work_size=size),
+        subprocess.run(bubblewrap.limited(bubblewrap.sandbox_command(["true"], binds=[], cwd=folder, work_size=size),
                                        limits), check=True)
 
     def tmpfs_and_cgroup():
         group = cgroup.KernelGroup.create(4 * 1024**3, 1024)
-        subprocess.run(group.joined(sandbox.limited(sandbox.sandbox_command(["true"], binds=[], cwd=folder,
+        subprocess.run(group.joined(bubblewrap.limited(bubblewrap.sandbox_command(["true"], binds=[], cwd=folder,
                                                                             work_size=size), limits)), check=True)
         group.remove()
 

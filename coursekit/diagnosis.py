@@ -18,7 +18,7 @@ KERNEL_DIED = ("the notebook stopped or killed its own kernel (exit(), quit(), o
 KERNEL_HUNG = "a cell hung (for example inside an awaited coroutine) and the kernel did not answer"
 GRADEBOOK_BUSY = "the gradebook stayed locked by another writer; grade this student again"
 CELLS_TIMED_OUT = "ran too long and were interrupted"
-CELLS_OUT_OF_MEMORY = ("raised MemoryError (the kernel's limit is c.GuardedExecute.kernel_memory_limit); "
+CELLS_OUT_OF_MEMORY = ("raised MemoryError (the kernel's limit is c.SandboxProvisioner.memory_limit); "
                        "the rest was graded")
 
 

@@ -3,7 +3,7 @@
 Every option is an alias of the trait it sets, and that trait is declared once, in the class that uses it:
 `--jobs` is `Grading.jobs`, `--timeout` nbgrader's `Execute.timeout`, `--db` `CourseDirectory.db_url`,
 `--course` `CourseDirectory.root`, `--unsafe-no-sandbox` and `--cold-kernels` set `GuardedExecute.unsafe_no_sandbox`
-and `GuardedExecute.warm_kernels`. So `c.Grading.jobs = 2` in nbgrader_config.py and `--jobs 2` are the same
+and `SandboxProvisioner.warm`. So `c.Grading.jobs = 2` in nbgrader_config.py and `--jobs 2` are the same
 setting, and any other trait can be given as `--Class.trait=value`, as with nbgrader's own commands. The
 configuration is the course's as coursekit.config loads it (nbgrader's own way), the command line on top.
 """
@@ -32,7 +32,7 @@ flags = {
         "DANGER: run students' code without the bubblewrap sandbox, with your rights (it can then change grades and "
         "other students' files). Only where no sandbox can run, for work you trust."),
     "cold-kernels": (
-        {"GuardedExecute": {"warm_kernels": False}},
+        {"SandboxProvisioner": {"warm": False}},
         "Start every kernel as a new Python process instead of a fork of one that has already imported the course's "
         "modules (slower; for comparison)."),
     "no-progress": ({"GradeApp": {"progress": False}}, "No progress bar."),
@@ -76,7 +76,8 @@ class GradeApp(Application):
         from nbgrader.preprocessors import Execute
 
         from .preprocessors import GuardedExecute
-        return [GradeApp, Grading, Execute, GuardedExecute, CourseDirectory]
+        from .sandbox import SandboxProvisioner
+        return [GradeApp, Grading, Execute, GuardedExecute, SandboxProvisioner, CourseDirectory]
 
     def initialize(self, argv=None):
         from nbgrader.coursedir import CourseDirectory

@@ -29,7 +29,8 @@ class Grading(Configurable):
     """How `coursekit grade` runs its workers: `c.Grading.jobs = 2` in nbgrader_config.py, or `--jobs 2`.
 
     Only what no nbgrader or coursekit class already has: a cell's timeout is `Execute.timeout`, the gradebook
-    `CourseDirectory.db_url`, the sandbox and warm kernels `GuardedExecute.unsafe_no_sandbox` and `warm_kernels`."""
+    `CourseDirectory.db_url`, grading without a sandbox `GuardedExecute.unsafe_no_sandbox`, the kernels' memory limit,
+    warm kernels and their preload list `SandboxProvisioner.memory_limit`, `warm` and `preload_modules`."""
 
     jobs = Integer(0, help="Students graded at once, one worker process each (0: one per available core).").tag(config=True)
     notebook_deadline = Float(
@@ -47,7 +48,7 @@ class Grading(Configurable):
 
 
 def guard_settings(config: Config):
-    """GuardedExecute as the course's configuration sets it (its sandbox and warm-kernel settings)."""
+    """GuardedExecute as the course's configuration sets it (whether there is a sandbox at all)."""
     from .preprocessors import GuardedExecute
 
     return GuardedExecute(config=config)
@@ -57,10 +58,13 @@ def check_can_grade(course_root: Path, config: Config) -> None:
     """SandboxUnavailable, before grading anyone, where no sandbox can run (unless GuardedExecute.unsafe_no_sandbox);
     WarmKernelError when a module the course preloads into warm kernels is not installed."""
     guard = guard_settings(config)
-    if not guard.unsafe_no_sandbox and (reason := sandbox.unavailable_reason()):
+    if guard.unsafe_no_sandbox:
+        return
+    if reason := sandbox.unavailable_reason():
         raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
-    if guard.warm_kernels and not guard.unsafe_no_sandbox:
-        warm.check_preload_modules(guard.preload_modules)
+    kernels = guard.sandbox_settings()
+    if kernels.warm:
+        warm.check_preload_modules(kernels.preload_modules)
 
 
 def grade_job(worker: WorkerProcess, course_root: Path, assignment: str, student: str,

@@ -3,8 +3,8 @@
 - `GuardedExecute` replaces nbgrader's Execute at autograde: a cell that prints without end (megabytes, then
   gigabytes) is stopped once it has printed `max_output_bytes`, instead of filling the grader's memory; and
   each notebook's time is logged split into kernel start/stop and running the cells. Each kernel may use at most
-  `kernel_memory_limit` bytes of address space per process (a runaway allocation is a MemoryError in its cell) and,
-  as root, of memory for all its processes together (coursekit.sandbox's control group).
+  `c.SandboxProvisioner.memory_limit` bytes of address space per process (a runaway allocation is a MemoryError in
+  its cell) and, as root, of memory for all its processes together (coursekit.sandbox's control group).
 - `DeduplicateCells` replaces nbgrader's DeduplicateIds at autograde: a student who copied a graded cell left
   nbgrader with an empty `nbgrader` metadata on the other copies, which its CheckCellMetadata takes for an old
   schema (SchemaTooOldError: the whole notebook goes ungraded). Here the other copies become plain cells.
@@ -32,7 +32,7 @@ from jupyter_core.utils import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
-from traitlets import Bool, Integer, List, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from . import kernel_guard, sandbox
 from .cells import hidden_test_delimiters
@@ -57,15 +57,6 @@ class GuardedExecute(IntegrityChecks, Execute):
              "put back, and a test cell whose result cannot be trusted scores 0.",
     ).tag(config=True)
 
-    kernel_memory_limit = Integer(
-        4 * 1024**3,
-        help="Bytes of memory a grading kernel may use (Linux; 0: no limit): per process, as address space (a "
-             "student's loop that keeps allocating gets a MemoryError in its own cell), and, as root, for all the "
-             "kernel's processes and the files in its tmpfs folders together (coursekit.cgroup: the out-of-memory "
-             "killer ends a process of that kernel, never another student's kernel or the grader). The course's "
-             "notebooks use about 1.1 GB of address space (90 MB resident) when graded.",
-    ).tag(config=True)
-
     max_output_bytes = Integer(
         1_000_000,
         help="Most characters of output one cell may produce; beyond it the output is dropped and the cell "
@@ -79,19 +70,6 @@ class GuardedExecute(IntegrityChecks, Execute):
              "where no sandbox can run.",
     ).tag(config=True)
 
-    warm_kernels = Bool(
-        True,
-        help="Start each grading kernel as a fresh fork of a process that has already imported ipykernel and "
-             "preload_modules, inside the same sandbox as a cold kernel (coursekit.warm): about half the time and CPU "
-             "of a notebook is a cold kernel's start. Needs root; elsewhere kernels start cold.",
-    ).tag(config=True)
-
-    preload_modules = List(
-        Unicode(),
-        help="Modules a warm kernel has already imported when it starts: the ones the course's notebooks import. "
-             "A module missing from the environment stops grading with an error that names it.",
-    ).tag(config=True)
-
     def create_kernel_manager(self):
         """nbclient's kernel manager, whose kernel the sandbox provisioner starts (unless unsafe_no_sandbox)."""
         km = super().create_kernel_manager()
@@ -101,12 +79,16 @@ class GuardedExecute(IntegrityChecks, Execute):
         reason = sandbox.unavailable_reason()
         if reason:
             raise sandbox.SandboxUnavailable(f"Grading refused: {reason} {sandbox.UNAVAILABLE_HELP}")
-        # jupyter_client starts a kernel with the provisioner its kernel spec names (the local one by default).
-        km.kernel_spec.metadata["kernel_provisioner"] = {
-            "provisioner_name": sandbox.PROVISIONER_NAME,
-            "config": {"memory_limit": max(0, self.kernel_memory_limit), "warm": self.warm_kernels,
-                       "preload_modules": list(self.preload_modules)}}
+        # jupyter_client starts a kernel with the provisioner its kernel spec names (the local one by default). It
+        # makes the provisioner with parent=km, and nbclient made km with this preprocessor's config: the
+        # provisioner's settings (memory_limit, warm, preload_modules...) come from c.SandboxProvisioner, their home.
+        km.kernel_spec.metadata["kernel_provisioner"] = {"provisioner_name": sandbox.PROVISIONER_NAME}
         return km
+
+    def sandbox_settings(self) -> sandbox.SandboxProvisioner:
+        """The sandbox's settings as this run's config sets them (c.SandboxProvisioner), without a kernel: the
+        memory limit, warm kernels and the preload list have their one home there."""
+        return sandbox.SandboxProvisioner(config=self.config)
 
     def preprocess(self, nb, resources=None, km=None):
         self._output_sizes: dict[int, int] = {}
@@ -140,9 +122,9 @@ class GuardedExecute(IntegrityChecks, Execute):
         if isinstance(getattr(self.km, "provisioner", None), sandbox.SandboxProvisioner):
             return
         process = getattr(getattr(self.km, "provisioner", None), "process", None)  # a local kernel's Popen
-        if self.kernel_memory_limit <= 0 or not hasattr(resource, "prlimit") or process is None:  # prlimit: Linux
+        limit = self.sandbox_settings().memory_limit  # the same setting as a sandboxed kernel's
+        if limit <= 0 or not hasattr(resource, "prlimit") or process is None:  # prlimit: Linux
             return
-        limit = self.kernel_memory_limit
         resource.prlimit(process.pid, resource.RLIMIT_AS, (limit, limit))
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
@@ -154,7 +136,7 @@ class GuardedExecute(IntegrityChecks, Execute):
         before = provisioner.out_of_memory_kills()
         cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         if killed := provisioner.out_of_memory_kills() - before:
-            limit = f"{self.kernel_memory_limit / 1024**3:.3g} GiB"
+            limit = f"{provisioner.memory_limit / 1024**3:.3g} GiB"
             cell.outputs.insert(0, NotebookNode(output_type="stream", name="stdout",
                                                 text=OUT_OF_MEMORY_NOTE.format(limit=limit, killed=killed)))
         return cell

@@ -36,7 +36,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -45,16 +44,11 @@ from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Bool, Integer, List, Unicode
 
 from . import cgroup, warm
+from .bubblewrap import bwrap, kernel_path, limited, resource_limits, sandbox_command
 from .outcomes import Problem, ProblemKind, report
 from .uid_slots import claim as claim_uid_slot
 
 PROVISIONER_NAME = "coursekit-sandbox"  # the entry point in pyproject.toml
-
-# What a Python kernel needs of /etc: the loader's cache, users and groups (getpwuid), time zone, certificates.
-ETC_FILES = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
-             "nsswitch.conf", "hosts", "ssl", "ca-certificates", "alternatives", "fonts", "mime.types"]
-# System folders, shown read-only (on merged-/usr systems /bin, /lib... are symlinks into /usr, and stay so).
-SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
 
 UNAVAILABLE_HELP = (
     "coursekit grades every notebook in a bubblewrap sandbox, so that a student's code cannot change grades, read "
@@ -67,10 +61,6 @@ UNAVAILABLE_HELP = (
 
 class SandboxUnavailable(RuntimeError):
     """No sandbox can run here, and grading without one was not asked for."""
-
-
-def bwrap() -> str | None:
-    return shutil.which("bwrap")
 
 
 _checked: dict[tuple, str | None] = {}
@@ -100,97 +90,6 @@ def _try_sandbox() -> str | None:
     return None
 
 
-def read_only_paths() -> list[str]:
-    """The Python environment (a virtualenv and the Python it was made from) and the system's libraries."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    paths.update(sysconfig.get_paths().get(name, "") for name in ("stdlib", "platstdlib", "purelib", "platlib"))
-    # the real location of the interpreter a venv's python links to
-    paths.add(str(Path(os.path.realpath(sys.executable)).parent.parent))
-    paths = {p for p in paths if p and os.path.isdir(p)}
-    return sorted(p for p in paths if not any(p != q and Path(p).is_relative_to(q) for q in paths))
-
-
-def missing_parents(mount_points: list[str]) -> list[str]:
-    """Folders above the mount points that the sandbox's skeleton (/, /usr, /tmp...) does not have yet, top first."""
-    present = {"/", "/tmp", "/proc", "/dev", "/etc", *SYSTEM_DIRS}
-    parents = set()
-    for point in mount_points:
-        for parent in Path(point).parents:
-            if str(parent) in present or any(parent.is_relative_to(p) for p in present - {"/", "/tmp"}):
-                continue
-            if any(parent.is_relative_to(other) for other in mount_points if other != point and
-                   Path(point).is_relative_to(other)):
-                continue  # inside another mount point: it exists there already
-            parents.add(str(parent))
-    return sorted(parents, key=lambda p: (p.count("/"), p))
-
-
-def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, env: dict[str, str] | None = None,
-                    uid: int = 65534, gid: int = 65534, tmp_size: int = 512 * 1024**2,
-                    files: list[tuple[str, str]] = (), work_size: int | None = None) -> list[str]:
-    """`command` wrapped in bubblewrap. binds: (host path, sandbox path) pairs mounted read-write; files: read-only,
-    mounted over what the sandbox would show there; work_size: `cwd` is an empty tmpfs of that many bytes."""
-    # Every namespace but the user namespace as root (setpriv below changes the uid for real); with it otherwise.
-    namespaces = ["--unshare-user"] if os.geteuid() else []
-    namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-    args = [bwrap() or "bwrap", "--die-with-parent", *namespaces, "--hostname", "grader",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_size), "--perms", "1777", "--tmpfs", "/tmp", "--clearenv"]
-    for directory in SYSTEM_DIRS:
-        if os.path.islink(directory):
-            args += ["--symlink", os.readlink(directory), directory]
-        elif os.path.isdir(directory):
-            args += ["--ro-bind", directory, directory]
-    for name in ETC_FILES:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    read_only = [(path, path) for path in read_only_paths()]
-    # bubblewrap makes the missing parents of a mount point root-only (0700) when run as root: make them 0755
-    # first, or the unprivileged kernel could not reach what is mounted below them.
-    work = [cwd] if work_size is not None else []
-    for parent in missing_parents([inside for _, inside in read_only + binds] + work):
-        args += ["--perms", "0755", "--dir", parent]
-    for host, inside in read_only:
-        args += ["--ro-bind", host, inside]
-    for host, inside in binds:
-        args += ["--bind", host, inside]
-    for folder in work:  # writable by the sandbox's user (whose uid bubblewrap cannot give a tmpfs), like /tmp
-        args += ["--size", str(work_size), "--perms", "1777", "--tmpfs", folder]
-    for host, inside in files:
-        args += ["--ro-bind", host, inside]
-    for name, value in (env or {}).items():
-        args += ["--setenv", name, value]
-    args += ["--chdir", cwd]
-    if os.geteuid() == 0:
-        # Root: bubblewrap builds the sandbox with root's rights (it can mount folders only root may enter), then
-        # setpriv drops to an unprivileged uid for good: no capabilities left, none to gain (no_new_privs).
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
-                 "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
-                 "--no-new-privs", "--"]
-    else:
-        # An ordinary user cannot become another user: a user namespace maps the uid, on the host it is still yours.
-        args += ["--uid", str(uid), "--gid", str(gid), "--"]
-    return args + list(command)
-
-
-def resource_limits(memory: int, processes: int, file_size: int) -> dict[str, int]:
-    """A kernel's resource limits, by `resource` module name (0 leaves a limit unset; never a core dump)."""
-    limits = {"RLIMIT_AS": memory, "RLIMIT_NPROC": processes, "RLIMIT_FSIZE": file_size}
-    return {**{name: value for name, value in limits.items() if value > 0}, "RLIMIT_CORE": 0}
-
-
-# util-linux prlimit's option for each limit
-PRLIMIT_OPTIONS = {"RLIMIT_AS": "--as", "RLIMIT_NPROC": "--nproc", "RLIMIT_FSIZE": "--fsize", "RLIMIT_CORE": "--core"}
-
-
-def limited(command: list[str], limits: dict[str, int]) -> list[str]:
-    """`command` run under `limits` (resource_limits), set by util-linux prlimit."""
-    return ["prlimit", *[f"{PRLIMIT_OPTIONS[name]}={value}" for name, value in limits.items()], "--", *command]
-
-
-def kernel_path() -> str:
-    """PATH inside the sandbox: the environment's scripts first, then the system's."""
-    return os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
-
-
 FOLDER_PREFIX = "coursekit-kernel-"
 
 
@@ -218,8 +117,13 @@ class SandboxProvisioner(LocalProvisioner):
     ).tag(config=True)
     uid_slots = Integer(256, help="How many kernels may run at the same moment on this machine.").tag(config=True)
     memory_limit = Integer(
-        4 * 1024**3, help="Bytes of memory the kernel's control group may hold, and of address space per process (0: "
-                          "no limit). Set from c.GuardedExecute.kernel_memory_limit, the setting's home, when grading.",
+        4 * 1024**3,
+        help="Bytes of memory a grading kernel may use (Linux; 0: no limit): per process, as address space (a "
+             "student's loop that keeps allocating gets a MemoryError in its own cell), and, as root, for all the "
+             "kernel's processes and the files in its tmpfs folders together (coursekit.cgroup: the out-of-memory "
+             "killer ends a process of that kernel, never another student's kernel or the grader). Also the address "
+             "space limit of an unsandboxed kernel (GuardedExecute.unsafe_no_sandbox). The course's notebooks use "
+             "about 1.1 GB of address space (90 MB resident) when graded.",
     ).tag(config=True)
     max_processes = Integer(
         1024, help="Processes and threads the sandbox user may have at once (0: no limit): stops a fork bomb.",
@@ -240,11 +144,17 @@ class SandboxProvisioner(LocalProvisioner):
     ).tag(config=True)
 
     warm = Bool(
-        False, help="Start the kernel as a fork of a process that has already imported ipykernel and preload_modules "
-                    "(coursekit.warm), in the same sandbox: no Python start and no imports per kernel. Needs root; "
-                    "elsewhere kernels start cold.",
+        True,
+        help="Start each grading kernel as a fresh fork of a process that has already imported ipykernel and "
+             "preload_modules, inside the same sandbox as a cold kernel (coursekit.warm): about half the time and CPU "
+             "of a notebook is a cold kernel's start. Needs root; elsewhere kernels start cold (`coursekit grade "
+             "--cold-kernels`: always cold).",
     ).tag(config=True)
-    preload_modules = List(Unicode(), help="Modules a warm kernel has imported before it starts.").tag(config=True)
+    preload_modules = List(
+        Unicode(),
+        help="Modules a warm kernel has already imported when it starts: the ones the course's notebooks import. "
+             "A module missing from the environment stops grading with an error that names it.",
+    ).tag(config=True)
 
     _folder: Path | None = None
     _group: "cgroup.KernelGroup | None" = None  # the kernel's control group, while it runs
@@ -418,5 +328,5 @@ class SandboxProvisioner(LocalProvisioner):
         if kills:
             limit = f"{self.memory_limit / 1024**3:.3g} GiB"
             report(Problem(ProblemKind.OUT_OF_MEMORY, f"the kernel's processes together reached its memory limit "
-                           f"({limit}, c.GuardedExecute.kernel_memory_limit, files in its folder and /tmp included): "
+                           f"({limit}, c.SandboxProvisioner.memory_limit, files in its folder and /tmp included): "
                            f"{kills} of them killed"), self.log)

@@ -10,6 +10,9 @@ they started) when their `with` block ends:
 PostgreSQL comes from the machine: `initdb` and `pg_ctl` on PATH or in Debian's /usr/lib/postgresql/<n>/bin
 (`apt-get install postgresql`; `make test` installs it when run as root). `initdb` refuses to run as root, so as
 root the server runs as the unprivileged user `nobody`, in a data folder only it can read.
+
+Not pytest-postgresql (10.0): its executor runs initdb and pg_ctl as the current user, which PostgreSQL refuses as
+root (CI grades as root), and its fixtures are pytest's, where the benchmarks need a plain context manager.
 """
 import contextlib
 import os
@@ -106,7 +109,7 @@ def postgres_server(startup_timeout: float = 60):
         for path in (root, pwfile):
             os.chown(path, unprivileged["user"], unprivileged["group"])
     env = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
-    port = free_port()
+    port = free_port()  # no port 0 for PostgreSQL (its `port` is 1..65535), so a free one is picked here
     started = False
     try:
         subprocess.run([pg_bin / "initdb", "-D", data, "-U", PG_USER, "--auth=scram-sha-256", f"--pwfile={pwfile}",
@@ -205,7 +208,9 @@ def dask_cluster(workers: int = 2, env: dict | None = None, timeout: float = 120
     scheduler_file = folder / "scheduler.json"
     log = open(folder / "scheduler.log", "wb")
     scheduler = subprocess.Popen(
-        [*_dask_command(), "scheduler", "--host", "127.0.0.1", "--port", str(free_port()), "--no-dashboard",
+        # Port 0: the scheduler binds a free port itself and writes its real address into the scheduler file (a port
+        # picked here first could be taken by another process before the scheduler binds it).
+        [*_dask_command(), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
          "--scheduler-file", str(scheduler_file)],
         cwd=folder, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()

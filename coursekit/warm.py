@@ -1,5 +1,5 @@
 """Warm kernels: every grading kernel is a fresh fork of a template process that has already imported ipykernel and
-the course's modules (`GuardedExecute.preload_modules` in nbgrader_config.py), injected into its own sandbox.
+the course's modules (`SandboxProvisioner.preload_modules` in nbgrader_config.py), injected into its own sandbox.
 
 A cold kernel starts Python and imports ipykernel, FastAPI, SQLAlchemy, httpx... for every notebook: about half of
 what grading a Section 1 notebook costs. Here each grading process keeps one template process (the "zygote", as in
@@ -36,7 +36,7 @@ import threading
 
 from .warm_template import WarmKernelError
 
-# The kernel's own imports come first; the course's (GuardedExecute.preload_modules) are added to these.
+# The kernel's own imports come first; the course's (SandboxProvisioner.preload_modules) are added to these.
 KERNEL_MODULES = ["ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "psutil"]
 
 # Runs inside the sandbox instead of the kernel: learns the kernel's pid through the fifo, then lives exactly as long
@@ -88,7 +88,7 @@ class Zygote:
                 self._ready = self._read_status()
         if self._ready:
             raise WarmKernelError(f"The warm-kernel template process could not start: {self._ready}. Install what "
-                                  "is missing, or change GuardedExecute.preload_modules in nbgrader_config.py.")
+                                  "is missing, or change SandboxProvisioner.preload_modules in nbgrader_config.py.")
 
     def _read_status(self) -> str:
         """The empty string once the zygote is ready, or why it could not start."""
@@ -133,7 +133,7 @@ class Zygote:
 
 
 def check_preload_modules(modules: list[str]) -> None:
-    """WarmKernelError, naming them, when modules the course preloads (GuardedExecute.preload_modules) are not
+    """WarmKernelError, naming them, when modules the course preloads (SandboxProvisioner.preload_modules) are not
     installed here."""
     import importlib.util
     missing = []
@@ -147,7 +147,7 @@ def check_preload_modules(modules: list[str]) -> None:
     if missing:
         raise WarmKernelError(
             f"Grading refused: {', '.join(missing)} cannot be imported in this environment, and nbgrader_config.py "
-            "preloads it into every grading kernel (c.GuardedExecute.preload_modules). Install it (`make setup-dev`, "
+            "preloads it into every grading kernel (c.SandboxProvisioner.preload_modules). Install it (`make setup-dev`, "
             "or pip install -r requirements.txt), or remove it from that list.")
 
 

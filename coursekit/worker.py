@@ -6,6 +6,10 @@ socket pair with `multiprocessing.connection` (length-prefixed pickles of the da
 kernels print goes to a file, never into the protocol. A worker that dies shows as end of file; one that runs past
 its deadline is killed with every process it started (psutil). What the worker and its kernels printed while grading
 a job (a kernel's or bubblewrap's error, a traceback) is kept with that job (`WorkerProcess.last_output`).
+
+Not pebble's ProcessPool (5.2) with per-task timeouts: on a timeout it stops only the worker process (terminate, then
+SIGKILL its pid), leaving the sandboxed kernels that worker started running, and its workers share the pool's stderr,
+where coursekit keeps what each job printed.
 """
 import os
 import socket

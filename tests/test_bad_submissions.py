@@ -55,7 +55,7 @@ def graded(tmp_path_factory):
     # A 2 GiB limit (the course's is 4 GiB): the hoarding cell stops after touching 1 GB instead of 3 GB, which
     # took longer than CELL_TIMEOUT on a loaded machine (a timeout instead of "out of memory").
     with (course / "nbgrader_config.py").open("a") as config:
-        config.write("\nc.GuardedExecute.kernel_memory_limit = 2 * 1024**3\n")
+        config.write("\nc.SandboxProvisioner.memory_limit = 2 * 1024**3\n")
     submitted = class_with_every_bad_case()
     subs.write_class(course, ASSIGNMENT, submitted)
     before = subs.tree_digest(course / "submitted")

@@ -12,7 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from nbformat.v4 import new_code_cell
 from nbgrader import utils
 
-from coursekit import guard_state, sandbox
+from coursekit import bubblewrap, guard_state, sandbox
 from coursekit.grading import grade_assignment
 from coursekit.preprocessors import GuardedExecute
 from coursekit.integrity import builtin_names, integrity_error
@@ -106,7 +106,7 @@ def test_an_untrusted_cell_scores_zero_and_says_why():
 
 
 def test_the_sandbox_makes_the_folders_above_its_mount_points_reachable():
-    parents = sandbox.missing_parents(["/opt/python/3.11", "/home/grader/course/.venv", "/tmp/k/connection",
+    parents = bubblewrap.missing_parents(["/opt/python/3.11", "/home/grader/course/.venv", "/tmp/k/connection",
                                        "/home/grader/course/.venv/lib"])
     assert parents == ["/home", "/opt", "/home/grader", "/opt/python", "/tmp/k", "/home/grader/course"]
 

@@ -33,7 +33,7 @@ WORK_SIZE = 768 * 1024**2
 TMP_SIZE = 512 * 1024**2
 CONFIG = f"""
 # tests/test_resource_limits.py
-c.GuardedExecute.kernel_memory_limit = {MEMORY_LIMIT}
+c.SandboxProvisioner.memory_limit = {MEMORY_LIMIT}
 c.SandboxProvisioner.work_size = {WORK_SIZE}
 c.SandboxProvisioner.tmp_size = {TMP_SIZE}
 """
@@ -227,7 +227,7 @@ def limited_class(request, tmp_path_factory):
         results = {r.student: r for r in grade_assignment(
             course, ASSIGNMENT, students=order,
             config=Config({"Grading": {"jobs": 2}, "Execute": {"timeout": 60},
-                           "GuardedExecute": {"warm_kernels": request.param == "warm"}}))}
+                           "SandboxProvisioner": {"warm": request.param == "warm"}}))}
     finally:
         watcher.stop()
     return {"course": course, "results": results, "watcher": watcher, "kernels": request.param}
@@ -283,7 +283,7 @@ def test_all_processes_of_a_kernel_together_stay_within_its_memory_limit(limited
         assert 0.95 * MEMORY_LIMIT <= peaks[student] <= MEMORY_LIMIT, (student, peaks[student] / 2**20)
         problem = limited_class["results"][student].problem
         assert problem is not None and problem.kind is ProblemKind.OUT_OF_MEMORY, problem
-        assert "memory limit" in str(problem)
+        assert "memory limit" in str(problem) and "c.SandboxProvisioner.memory_limit" in str(problem)
         assert set(limited_class["results"][student].scores.values()) == {0.0}
     seen = limited_class["watcher"].seen
     for student in ("honest-1", "honest-sqlite"):  # their own groups, far from any limit

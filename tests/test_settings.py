@@ -1,14 +1,20 @@
 """The course's settings, read as nbgrader and coursekit resolve them (traitlets), not as raw config: no kernel."""
+import importlib
+import inspect
+import os
+import pkgutil
+import sys
 import threading
 import time
 from multiprocessing import Pipe
 
 import pytest
+from jupyter_client.provisioning import KernelProvisionerFactory
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader import preprocessors as nbgrader_preprocessors
 from nbgrader.converters import Autograde, GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
-from traitlets.config import Config
+from traitlets.config import Config, Configurable
 
 import coursekit.config
 from coursekit import grading, jobs
@@ -94,19 +100,27 @@ def test_grading_settings_are_traits_with_config_and_resolved_defaults(monkeypat
     assert [Grading().workers_for(students=n) for n in (100, 4, 0)] == [6, 4, 1]
 
 
+def provisioner_of(guard: GuardedExecute) -> sandbox.SandboxProvisioner:
+    """The provisioner jupyter_client would start guard's kernel with: made from the kernel spec GuardedExecute gives
+    nbclient's kernel manager, with parent=that manager, as KernelManager.pre_start_kernel does (no kernel starts)."""
+    km = guard.create_kernel_manager()
+    return KernelProvisionerFactory.instance().create_provisioner_instance("k", km.kernel_spec, parent=km)
+
+
 def test_warm_kernels_are_the_default_and_the_provisioner_gets_the_courses_preload_list(course_config, monkeypatch):
-    """What GuardedExecute tells the sandbox provisioner, with the course's config and with --cold-kernels."""
-    from coursekit import sandbox
+    """The provisioner reads c.SandboxProvisioner from the course's config itself: GuardedExecute copies nothing."""
     monkeypatch.setattr(sandbox, "unavailable_reason", lambda: None)  # wiring only: no kernel starts here
-    warm = GuardedExecute(config=course_config, kernel_name="python3")
-    spec = warm.create_kernel_manager().kernel_spec.metadata["kernel_provisioner"]
-    assert spec["config"]["warm"] is True
-    assert {"fastapi", "sqlalchemy.ext.asyncio", "aiosqlite", "httpx", "jwt"} <= set(spec["config"]["preload_modules"])
+    guard = GuardedExecute(config=course_config, kernel_name="python3")
+    assert guard.create_kernel_manager().kernel_spec.metadata["kernel_provisioner"] == {
+        "provisioner_name": sandbox.PROVISIONER_NAME}
+    warm = provisioner_of(guard)
+    assert isinstance(warm, sandbox.SandboxProvisioner) and warm.warm is True and warm.memory_limit == 4 * 1024**3
+    assert {"fastapi", "sqlalchemy.ext.asyncio", "aiosqlite", "httpx", "jwt"} <= set(warm.preload_modules)
+    assert warm.preload_modules == course_config.SandboxProvisioner.preload_modules
 
     cold_config = Config(course_config)
     cold_config.merge(command_line("--cold-kernels"))
-    cold = GuardedExecute(config=cold_config, kernel_name="python3").create_kernel_manager().kernel_spec.metadata["kernel_provisioner"]
-    assert cold["config"]["warm"] is False
+    assert provisioner_of(GuardedExecute(config=cold_config, kernel_name="python3")).warm is False
 
 
 def test_the_worker_protocol_answers_each_job_in_turn_until_the_parent_hangs_up():
@@ -229,16 +243,38 @@ def test_the_cell_timeout_gradebook_and_busy_timeout_reach_the_workers_nbgrader(
     assert GuardedExecute(parent=worker_app(folder, "--Execute.timeout=12")).timeout == 12  # any trait, nbgrader's way
 
 
+KERNEL_COMMAND = [sys.executable, "-m", "ipykernel_launcher", "-f", "kernel.json"]
+
+
 def test_warm_kernels_and_preload_modules_in_nbgrader_config_are_checked_before_grading(course):
-    folder = course('c.GuardedExecute.preload_modules = ["fastapi", "coursekit_no_such_module", "nosuch.sub"]')
+    folder = course('c.SandboxProvisioner.preload_modules = ["fastapi", "coursekit_no_such_module", "nosuch.sub"]')
     with pytest.raises(WarmKernelError, match="coursekit_no_such_module, nosuch.sub cannot be imported"):
         grading.grade_assignment(folder, "a")
     assert main(["grade", "a", f"--course={folder}", "--no-progress"]) == 2 and not StandInWorker.started
     # cold kernels preload nothing: grading goes on, and the workers start them cold
-    assert GuardedExecute(parent=worker_app(folder, "--cold-kernels")).warm_kernels is False
-    cold = course('c.GuardedExecute.preload_modules = ["coursekit_no_such_module"]',
-                  "c.GuardedExecute.warm_kernels = False")
-    assert GuardedExecute(parent=worker_app(cold)).warm_kernels is False
+    assert provisioner_of(GuardedExecute(parent=worker_app(folder, "--cold-kernels"), kernel_name="python3")).warm is False
+    cold = course('c.SandboxProvisioner.preload_modules = ["coursekit_no_such_module"]',
+                  "c.SandboxProvisioner.warm = False")
+    kernel = provisioner_of(GuardedExecute(parent=worker_app(cold), kernel_name="python3"))
+    assert kernel.warm is False and kernel._warm_argv(KERNEL_COMMAND) is None  # started by bubblewrap: cold
+    # the other direction: the course's own list, warm, is what the worker's kernels preload
+    warm = provisioner_of(GuardedExecute(parent=worker_app(course()), kernel_name="python3"))
+    assert warm.warm is True and "fastapi" in warm.preload_modules and "coursekit_no_such_module" not in warm.preload_modules
+    if os.geteuid() == 0:  # warm kernels need root; elsewhere they start cold whatever the setting
+        assert warm._warm_argv(KERNEL_COMMAND) == ["ipykernel_launcher", "-f", "kernel.json"]
+
+
+def test_the_memory_limit_in_nbgrader_config_is_the_limit_the_workers_kernels_get(course):
+    folder = course("c.SandboxProvisioner.memory_limit = 3 * 1024**3")
+    guard = GuardedExecute(parent=worker_app(folder), kernel_name="python3")
+    kernel = provisioner_of(guard)
+    assert kernel.memory_limit == guard.sandbox_settings().memory_limit == 3 * 1024**3
+    assert kernel._limits()["RLIMIT_AS"] == 3 * 1024**3  # what prlimit sets on the sandbox (and the control group)
+    unlimited = provisioner_of(GuardedExecute(parent=worker_app(course("c.SandboxProvisioner.memory_limit = 0")),
+                                              kernel_name="python3"))
+    assert "RLIMIT_AS" not in unlimited._limits()
+    default = provisioner_of(GuardedExecute(parent=worker_app(course()), kernel_name="python3"))
+    assert default._limits()["RLIMIT_AS"] == 4 * 1024**3
 
 
 def test_the_system_wide_jupyter_config_applies_and_the_courses_own_wins(course, tmp_path, monkeypatch):
@@ -252,12 +288,33 @@ def test_the_system_wide_jupyter_config_applies_and_the_courses_own_wins(course,
     assert GuardedExecute(parent=app).timeout == 8  # the course's nbgrader_config.py wins
 
 
+def coursekit_configurables() -> list[type[Configurable]]:
+    """Every Configurable class coursekit declares (its settings)."""
+    found = []
+    for module in pkgutil.iter_modules(coursekit.__path__):
+        for value in vars(importlib.import_module(f"coursekit.{module.name}")).values():
+            if inspect.isclass(value) and issubclass(value, Configurable) and value.__module__.startswith("coursekit."):
+                found.append(value)
+    return list(dict.fromkeys(found))
+
+
 def test_a_setting_has_one_home():
-    """The settings coursekit grade's options set are the traits of nbgrader's and coursekit's own classes."""
+    """The settings coursekit grade's options set are the traits of nbgrader's and coursekit's own classes, and no
+    coursekit class declares a setting of the sandbox's again (under its name or a longer one)."""
     assert GradeApp.aliases[("j", "jobs")] == "Grading.jobs"
     assert {GradeApp.aliases[k] for k in ("timeout", "db", "course")} == {
         "Execute.timeout", "CourseDirectory.db_url", "CourseDirectory.root"}
     assert GradeApp.flags["unsafe-no-sandbox"][0] == {"GuardedExecute": {"unsafe_no_sandbox": True}}
-    assert GradeApp.flags["cold-kernels"][0] == {"GuardedExecute": {"warm_kernels": False}}
+    assert GradeApp.flags["cold-kernels"][0] == {"SandboxProvisioner": {"warm": False}}
     own = set(Grading.class_own_traits(config=True))
     assert own == {"jobs", "notebook_deadline", "sqlite_busy_timeout"}
+
+    classes = coursekit_configurables()
+    assert {GuardedExecute, sandbox.SandboxProvisioner, Grading, GradeApp} <= set(classes)
+    sandbox_settings = set(sandbox.SandboxProvisioner.class_own_traits(config=True))
+    assert {"memory_limit", "warm", "preload_modules"} <= sandbox_settings
+    copies = {(cls.__name__, name) for cls in classes if cls is not sandbox.SandboxProvisioner
+              for name in cls.class_own_traits(config=True) if any(setting in name for setting in sandbox_settings)}
+    assert copies == set()
+    helps = [trait.help for cls in classes for trait in cls.class_own_traits(config=True).values() if trait.help]
+    assert len(helps) == len(set(helps)), "the same setting described twice"
