@@ -36,7 +36,7 @@ from tornado.log import LogFormatter
 
 from . import diagnosis, submission_files
 from .config import course_config
-from .outcomes import CellChange, Problem, ProblemKind, Record, Timing
+from .outcomes import CellChange, Problem, ProblemKind, Record, Records, Timing
 from .worker import GradeJob, WorkerAnswer, WorkerSetup, serve
 
 
@@ -116,8 +116,8 @@ class CourseAutograde(Autograde):
     records the course's preprocessors reported (coursekit.outcomes.report)."""
 
     def init_single_notebook_resources(self, notebook_filename):
-        """Both passes over each notebook report into this converter's list: nbconvert's exporter copies the
-        resources dict but not the list, so the records of a preprocessor that then raised are kept too."""
+        """Both passes over each notebook report into this converter's list, which nbconvert's copies of the
+        resources share (outcomes.Records): the records of a preprocessor that then raised are kept too."""
         resources = super().init_single_notebook_resources(notebook_filename)
         resources["coursekit"] = {"records": self.records}
         return resources
@@ -150,7 +150,7 @@ def _autograde(app, job: GradeJob):
     app.coursedir.assignment_id = job.assignment
     app.coursedir.student_id = job.student
     converter = CourseAutograde(coursedir=app.coursedir, parent=app)
-    converter.failure, converter.graded, converter.records = None, [], []
+    converter.failure, converter.graded, converter.records = None, [], Records()
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(LogFormatter(fmt="[%(levelname)s] %(message)s"))

@@ -5,8 +5,8 @@ caller. So a preprocessor that notices something calls `report(record, resources
 printing too much, a student's code that tampered with grading), a `CellChange` (a locked cell the gradebook put
 back, a copied or retyped cell) or a `Timing`. The record is logged in words, for `nbgrader autograde`'s console,
 and appended to the list `resources["coursekit"]["records"]`, the way nbgrader's own preprocessors pass data along
-in `resources["nbgrader"]`. coursekit's grading worker gives each notebook's resources a list it owns
-(grade_worker.CourseAutograde): nbconvert copies the resources dict but not the list, so what a preprocessor
+in `resources["nbgrader"]`. coursekit's grading worker gives each notebook's resources a list it owns, a `Records`
+(grade_worker.CourseAutograde), which nbconvert's deep copy of the resources leaves shared: what a preprocessor
 reported before it raised is still there.
 
 `SubmissionResult` is what `coursekit grade` returns per student, built from these records and from what the
@@ -94,6 +94,15 @@ class Timing:
 
 
 Record = Problem | CellChange | Timing
+
+
+class Records(list):
+    """A list of records that stays one list when copied: nbconvert's Exporter deep-copies the resources before its
+    preprocessors run (Exporter._preprocess, nbconvert 7.17), so a plain list there would be a copy, lost with the
+    resources of a preprocessor that raised. A grading worker's converter gives each notebook a Records it owns."""
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def records(resources: dict) -> list[Record]:
