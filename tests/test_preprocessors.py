@@ -16,6 +16,7 @@ from coursekit.nbgrader_cli import ENV_WITH_VENV
 from coursekit.outcomes import CellChange, ChangeKind, ProblemKind
 from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
 from coursekit.restore_cells import RestoreMissingCells
+from coursekit.sandbox import SandboxProvisioner
 
 
 def cell(kind, name, source, **nbgrader):
@@ -144,6 +145,46 @@ def test_a_cell_that_prints_too_much_is_cut_interrupted_and_reported():
     [problem] = outcomes.records(execute.resources)
     assert problem.kind is ProblemKind.TOO_MUCH_OUTPUT and problem.cells == ("q1",)
     assert str(problem) == "too much output: cell(s) q1 printed more than 0.1 kB; the output was cut and the cell stopped"
+
+
+class KernelGroup:
+    """A kernel's control group as the sandbox reads it at cleanup (coursekit.cgroup.KernelGroup)."""
+
+    def __init__(self, kills):
+        self.kills = kills
+
+    def oom_kills(self):
+        return self.kills
+
+    def peak_memory(self):
+        return 2 * 1024**3
+
+
+class SandboxedKernelManager:
+    """A kernel manager whose sandbox ends at cleanup, the out-of-memory killer having ended `kills` processes."""
+
+    def __init__(self, kills):
+        self.provisioner, self.kills = SandboxProvisioner(memory_limit=2 * 1024**3), kills
+
+    def is_alive(self):
+        return False
+
+    def cleanup_resources(self):
+        self.provisioner._report_memory(KernelGroup(self.kills))
+
+
+@pytest.mark.parametrize("kills", [2, 0])
+def test_processes_the_out_of_memory_killer_ended_are_reported_once_the_kernel_is_cleaned_up(kills):
+    execute = GuardedExecute()
+    execute.km, execute.resources, execute._kernel_seconds = SandboxedKernelManager(kills), {}, 0.0
+    execute._cleanup_kernel()
+    problems = outcomes.records(execute.resources)
+    if not kills:
+        assert problems == []
+        return
+    [problem] = problems
+    assert problem.kind is ProblemKind.OUT_OF_MEMORY and "(2 GiB" in problem.detail
+    assert problem.detail.endswith("2 of them killed")
 
 
 def test_only_the_cells_source_tags_keep_the_skip_tag(tmp_path):
