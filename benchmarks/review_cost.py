@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
-from coursekit import assignments, outcomes
+from coursekit import assignments
 from coursekit import testing as subs
 from coursekit.review import ReviewStudentCode
 from coursekit.scrub import ScrubHiddenTestText
@@ -61,10 +61,9 @@ def main(argv=None) -> int:
                 for _ in range(args.repeat):
                     copy = nbformat.from_dict(notebook)
                     started = time.process_time()
-                    preprocessor.preprocess(copy, resources)
+                    preprocessor.preprocess(copy, {**resources})  # its own records list, dropped after
                     runs.append(time.process_time() - started)
                 times[name] = statistics.median(runs) * 1000
-            outcomes.drain(object)
             print(f"{assignment:26} {times['review']:9.1f} {times['files']:9.1f} {times['scrub']:9.1f}")
     return 0
 

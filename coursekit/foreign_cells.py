@@ -32,5 +32,5 @@ class ForgetForeignCells(NbGraderPreprocessor):
                 self.log.warning("Cell %s is not part of %s: graded as a plain cell", grade_id or f"#{index + 1}",
                                  info["notebook"])
                 if grade_id:
-                    report(CellChange(ChangeKind.FOREIGN, grade_id, info["notebook"]), self.log)
+                    report(CellChange(ChangeKind.FOREIGN, grade_id, info["notebook"]), resources, self.log)
         return nb, resources

@@ -34,9 +34,9 @@ from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
 from tornado.log import LogFormatter
 
-from . import diagnosis, outcomes, submission_files
+from . import diagnosis, submission_files
 from .config import course_config
-from .outcomes import CellChange, Problem, ProblemKind, Timing
+from .outcomes import CellChange, Problem, ProblemKind, Record, Records, Timing
 from .worker import GradeJob, WorkerAnswer, WorkerSetup, serve
 
 
@@ -86,7 +86,6 @@ def autograde_app(course_root, setup: WorkerSetup):
 def grade(app, job: GradeJob) -> WorkerAnswer:
     """Autograde one student's submission; never raises (an error of nbgrader's is this student's problem)."""
     started = time.perf_counter()
-    outcomes.drain(object)  # nothing left over from a previous job
     answer = WorkerAnswer(job.student)
     # A link in the submission: nbgrader would read through it (a link to a device or a pipe never ends), so it is
     # refused before nbgrader opens anything; the gradebook is not touched (coursekit.submission_files).
@@ -95,24 +94,33 @@ def grade(app, job: GradeJob) -> WorkerAnswer:
         answer.problem = Problem(ProblemKind.REFUSED, why)
         answer.seconds = time.perf_counter() - started
         return answer
+    records: list[Record] = []
     try:
-        answer.log, failure, graded = _autograde(app, job)
+        answer.log, failure, graded, records = _autograde(app, job)
         answer.scores, answer.max_scores = read_scores(app.coursedir.db_url, app.coursedir.course_id,
                                                        job.assignment, job.student)
     except Exception as error:  # nbgrader itself failed outside a notebook (or the gradebook did)
         failure, graded = error, []
         answer.log += traceback.format_exc()
-    reported = outcomes.drain(Problem)
+    reported = [r for r in records if isinstance(r, Problem)]
     answer.problem = diagnosis.classify(reported, failure, graded)
     answer.reviews = diagnosis.reviews(reported)
-    answer.changes = outcomes.drain(CellChange)
-    answer.timings = outcomes.drain(Timing)
+    answer.changes = [r for r in records if isinstance(r, CellChange)]
+    answer.timings = [r for r in records if isinstance(r, Timing)]
     answer.seconds = time.perf_counter() - started
     return answer
 
 
 class CourseAutograde(Autograde):
-    """nbgrader's Autograde, keeping what it already has in hand: the first error, each graded notebook."""
+    """nbgrader's Autograde, keeping what it already has in hand: the first error, each graded notebook, and the
+    records the course's preprocessors reported (coursekit.outcomes.report)."""
+
+    def init_single_notebook_resources(self, notebook_filename):
+        """Both passes over each notebook report into this converter's list, which nbconvert's copies of the
+        resources share (outcomes.Records): the records of a preprocessor that then raised are kept too."""
+        resources = super().init_single_notebook_resources(notebook_filename)
+        resources["coursekit"] = {"records": self.records}
+        return resources
 
     def init_assignment(self, assignment_id, student_id):
         with self._keep_failure():
@@ -137,11 +145,12 @@ class CourseAutograde(Autograde):
 
 
 def _autograde(app, job: GradeJob):
-    """Run nbgrader's Autograde for one student: (its log, the first exception it stopped on, graded notebooks)."""
+    """Run nbgrader's Autograde for one student: (its log, the first exception it stopped on, graded notebooks,
+    the records its preprocessors reported)."""
     app.coursedir.assignment_id = job.assignment
     app.coursedir.student_id = job.student
     converter = CourseAutograde(coursedir=app.coursedir, parent=app)
-    converter.failure, converter.graded = None, []
+    converter.failure, converter.graded, converter.records = None, [], Records()
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(LogFormatter(fmt="[%(levelname)s] %(message)s"))
@@ -153,7 +162,7 @@ def _autograde(app, job: GradeJob):
         buffer.write(traceback.format_exc())
     finally:
         converter.log.removeHandler(handler)
-    return buffer.getvalue(), converter.failure, converter.graded
+    return buffer.getvalue(), converter.failure, converter.graded, converter.records
 
 
 def read_scores(db_url: str, course_id: str, assignment: str, student: str) -> tuple[dict, dict]:

@@ -255,14 +255,14 @@ class IntegrityChecks:
 
     execute_cell = run_sync(async_execute_cell)
 
-    def report_integrity(self, notebook: str) -> None:
-        """Report what the probes found in this notebook (call once, after its last cell)."""
+    def report_integrity(self, notebook: str, resources: dict) -> None:
+        """Report what the probes found in this notebook into its resources (call once, after its last cell)."""
         state = self.integrity
         if state is None:
             return
         if state.kernel_silent:
             report(Problem(ProblemKind.TIMED_OUT, f"{notebook}: the kernel stopped answering; the test cells after "
-                                                  "that scored 0", tuple(state.untrusted)), self.log)
+                                                  "that scored 0", tuple(state.untrusted)), resources, self.log)
             return
         parts = []
         if state.untrusted:
@@ -273,4 +273,5 @@ class IntegrityChecks:
         if state.vetoed:
             parts.append(f"the grader refused: {', '.join(state.vetoed)}")
         if parts:
-            report(Problem(ProblemKind.TAMPERED, f"{notebook}: " + "; ".join(parts), tuple(state.untrusted)), self.log)
+            problem = Problem(ProblemKind.TAMPERED, f"{notebook}: " + "; ".join(parts), tuple(state.untrusted))
+            report(problem, resources, self.log)

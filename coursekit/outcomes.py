@@ -1,10 +1,13 @@
 """What grading a submission gives and can go wrong with, as typed values rather than strings to parse.
 
 The course's preprocessors run inside nbgrader's Autograde converter, which returns no result of theirs to the
-caller. So a preprocessor that notices something calls `report(record)`: a `Problem` (a cell cut for printing too
-much, a student's code that tampered with grading), a `CellChange` (a locked cell the gradebook put back, a copied
-or retyped cell) or a `Timing`. The record is logged in words, for `nbgrader autograde`'s console, and kept in this
-process's `reported` list, which coursekit's grading worker drains after each submission (`drain`).
+caller. So a preprocessor that notices something calls `report(record, resources)`: a `Problem` (a cell cut for
+printing too much, a student's code that tampered with grading), a `CellChange` (a locked cell the gradebook put
+back, a copied or retyped cell) or a `Timing`. The record is logged in words, for `nbgrader autograde`'s console,
+and appended to the list `resources["coursekit"]["records"]`, the way nbgrader's own preprocessors pass data along
+in `resources["nbgrader"]`. coursekit's grading worker gives each notebook's resources a list it owns, a `Records`
+(grade_worker.CourseAutograde), which nbconvert's deep copy of the resources leaves shared: what a preprocessor
+reported before it raised is still there.
 
 `SubmissionResult` is what `coursekit grade` returns per student, built from these records and from what the
 worker holds in memory (the exception nbgrader stopped on, the graded notebooks).
@@ -92,22 +95,26 @@ class Timing:
 
 Record = Problem | CellChange | Timing
 
-# Records reported in this process since the grading worker last drained them.
-reported: list[Record] = []
+
+class Records(list):
+    """A list of records that stays one list when copied: nbconvert's Exporter deep-copies the resources before its
+    preprocessors run (Exporter._preprocess, nbconvert 7.17), so a plain list there would be a copy, lost with the
+    resources of a preprocessor that raised. A grading worker's converter gives each notebook a Records it owns."""
+
+    def __deepcopy__(self, memo):
+        return self
 
 
-def report(record: Record, log: logging.Logger | None = None) -> None:
-    """Record a problem (or a change, a timing) for the grading worker and say it in the log."""
-    reported.append(record)
+def records(resources: dict) -> list[Record]:
+    """The records reported into an nbconvert `resources` dict, oldest first (the list is made on first use)."""
+    return resources.setdefault("coursekit", {}).setdefault("records", [])
+
+
+def report(record: Record, resources: dict, log: logging.Logger | None = None) -> None:
+    """Record a problem (or a change, a timing) in `resources` for the grading worker and say it in the log."""
+    records(resources).append(record)
     level = logging.INFO if isinstance(record, Timing) else logging.WARNING
     (log or logging.getLogger("coursekit")).log(level, "coursekit: %s", record)
-
-
-def drain(kind: type = Problem) -> list:
-    """The records of `kind` (problems by default; `object` for all) reported since the last call, oldest first."""
-    taken = [r for r in reported if isinstance(r, kind)]
-    reported[:] = [r for r in reported if not isinstance(r, kind)]
-    return taken
 
 
 @dataclass

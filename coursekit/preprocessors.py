@@ -95,14 +95,17 @@ class GuardedExecute(IntegrityChecks, Execute):
         self._cut_cells: set[int] = set()
         self._pending: set[asyncio.Future] = set()
         self._kernel_seconds = 0.0
+        # Where this notebook's records go (coursekit.outcomes.report), from the first moment: nbclient keeps the
+        # resources in self.resources too, once it has started.
+        resources = self.resources = {} if resources is None else resources
         started = time.perf_counter()
         try:
             return super().preprocess(nb, resources, km)
         finally:
-            self.report_integrity((resources or {}).get("nbgrader", {}).get("notebook", "the notebook"))
+            self.report_integrity(resources.get("nbgrader", {}).get("notebook", "the notebook"), resources)
             total = time.perf_counter() - started
-            notebook = (resources or {}).get("nbgrader", {}).get("notebook", "")
-            report(Timing(notebook, self._kernel_seconds, total - self._kernel_seconds), self.log)
+            notebook = resources.get("nbgrader", {}).get("notebook", "")
+            report(Timing(notebook, self._kernel_seconds, total - self._kernel_seconds), resources, self.log)
 
     # Kernel start and stop: timed (the sync wrappers are what ExecutePreprocessor.preprocess calls).
     def start_new_kernel(self, **kwargs):
@@ -155,10 +158,13 @@ class GuardedExecute(IntegrityChecks, Execute):
 
     def _cleanup_kernel(self):
         started = time.perf_counter()
+        provisioner = getattr(self.km, "provisioner", None)  # nbclient forgets the kernel manager on cleanup
         try:
             return super()._cleanup_kernel()
         finally:
             self._kernel_seconds += time.perf_counter() - started
+            if getattr(provisioner, "memory_problem", None) is not None:  # the sandbox's count, taken at its cleanup
+                report(provisioner.memory_problem, self.resources, self.log)
 
     def output(self, outs, msg, display_id, cell_index):
         if self.max_output_bytes < 0:
@@ -184,7 +190,7 @@ class GuardedExecute(IntegrityChecks, Execute):
         self._cut_cells.add(cell_index)
         limit = _human_size(self.max_output_bytes)
         report(Problem(ProblemKind.TOO_MUCH_OUTPUT, f"printed more than {limit}; the output was cut and the cell stopped",
-                       cells=(_cell_name(self.nb.cells[cell_index], cell_index),)), self.log)
+                       cells=(_cell_name(self.nb.cells[cell_index], cell_index),)), self.resources, self.log)
         # First output of the cell, so that nbgrader's LimitOutput (which keeps the first lines) keeps the note.
         outs.insert(0, NotebookNode(output_type="stream", name="stdout", text=OUTPUT_CUT_NOTE.format(limit=limit)))
 
@@ -227,7 +233,7 @@ class DeduplicateCells(DeduplicateIds):
             del cell.metadata["nbgrader"]
             if grade_id:  # a copy that DeduplicateIds stripped (not a cell that came with empty metadata)
                 report(CellChange(ChangeKind.COPIED, grade_id, resources.get("nbgrader", {}).get("notebook", "")),
-                       self.log)
+                       resources, self.log)
         return cell, resources
 
 

@@ -32,6 +32,10 @@ class RestoreMissingCells(OverwriteCells):
     and nbgrader issue 1083 (copied cells) is fixed: see the module's docstring.
     """
 
+    def preprocess(self, nb, resources):
+        self.resources = resources  # where _report puts its records (report_change is not given the resources)
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell, resources, cell_index):
         """nbgrader's check of one cell against the gradebook, reporting a locked cell whose source it put back."""
         submitted = cell.get("source", "")
@@ -52,7 +56,7 @@ class RestoreMissingCells(OverwriteCells):
             self._report(ChangeKind.RETYPED, name, was=old, now=new)
 
     def _report(self, kind: ChangeKind, grade_id: str, **details) -> None:
-        report(CellChange(kind, grade_id, self.notebook_id, **details), self.log)
+        report(CellChange(kind, grade_id, self.notebook_id, **details), self.resources, self.log)
 
     def add_missing_grade_cells(self, nb, resources):
         source_notebook = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)

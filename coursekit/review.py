@@ -111,7 +111,7 @@ class ReviewStudentCode(NbGraderPreprocessor):
             findings += review_files(folder)
         problem = as_problem(findings)
         if problem is not None:
-            report(problem, self.log)
+            report(problem, resources, self.log)
         return nb, resources
 
     def _submitted_folder(self, assignment, student) -> Path | None:

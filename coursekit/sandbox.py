@@ -45,7 +45,7 @@ from traitlets import Bool, Integer, List, Unicode
 
 from . import cgroup, warm
 from .bubblewrap import bwrap, kernel_path, limited, resource_limits, sandbox_command
-from .outcomes import Problem, ProblemKind, report
+from .outcomes import Problem, ProblemKind
 from .uid_slots import claim as claim_uid_slot
 
 PROVISIONER_NAME = "coursekit-sandbox"  # the entry point in pyproject.toml
@@ -160,6 +160,7 @@ class SandboxProvisioner(LocalProvisioner):
     _group: "cgroup.KernelGroup | None" = None  # the kernel's control group, while it runs
     _kernel_argv: list[str] | None = None  # a warm kernel's command line, run by the zygote instead of bubblewrap
     _kernel_pid: tuple[int, float] | None = None  # a warm kernel's pid on the host, and when it started
+    memory_problem: Problem | None = None  # set at cleanup when the out-of-memory killer ended kernel processes
 
     async def pre_launch(self, **kwargs):
         km = self.parent
@@ -322,11 +323,12 @@ class SandboxProvisioner(LocalProvisioner):
 
     def _report_memory(self, group: "cgroup.KernelGroup") -> None:
         """A kernel whose processes the out-of-memory killer ended is reported as out of memory, not as a kernel
-        that died for no reason (coursekit.diagnosis puts this first)."""
+        that died for no reason (coursekit.diagnosis puts this first). A provisioner has no nbconvert resources: it
+        keeps the problem in `memory_problem`, which GuardedExecute reports once the kernel is cleaned up."""
         kills, peak = group.oom_kills(), group.peak_memory()
         self.log.debug("coursekit: the kernel's sandbox held at most %s bytes of memory", peak)
         if kills:
             limit = f"{self.memory_limit / 1024**3:.3g} GiB"
-            report(Problem(ProblemKind.OUT_OF_MEMORY, f"the kernel's processes together reached its memory limit "
-                           f"({limit}, c.SandboxProvisioner.memory_limit, files in its folder and /tmp included): "
-                           f"{kills} of them killed"), self.log)
+            self.memory_problem = Problem(
+                ProblemKind.OUT_OF_MEMORY, f"the kernel's processes together reached its memory limit ({limit}, "
+                f"c.SandboxProvisioner.memory_limit, files in its folder and /tmp included): {kills} of them killed")

@@ -141,7 +141,7 @@ class ScrubHiddenTestText(NbGraderPreprocessor):
             notebook = resources.get("nbgrader", {}).get("notebook", "the notebook")
             report(Problem(ProblemKind.HIDDEN_TESTS_SHOWN,
                            f"printed {count} hidden-test line(s) of {notebook}; those outputs were replaced by a note",
-                           cells=tuple(cells)), self.log)
+                           cells=tuple(cells)), resources, self.log)
         return nb, resources
 
     @staticmethod

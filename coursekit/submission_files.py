@@ -122,13 +122,13 @@ class CheckSubmittedFiles(NbGraderPreprocessor):
             why = (f"{notebook}.ipynb holds hidden tests ({begin}): it is a copy of the master notebook "
                    "(a link followed on the way in?); not graded")
         if why is not None:
-            report(Problem(ProblemKind.REFUSED, why), self.log)
+            report(Problem(ProblemKind.REFUSED, why), resources, self.log)
             raise SubmissionRefused(f"submission of {student} refused: {why}")
         notebooks = assignment_notebooks(coursedir, assignment)
         if notebook == min((Path(n).stem for n in notebooks), default=notebook):  # once per submission
             extra = extra_files(folder, notebooks)
             if extra:
-                report(Problem(ProblemKind.FILES_LEFT_OUT, files_left_out(extra)), self.log)
+                report(Problem(ProblemKind.FILES_LEFT_OUT, files_left_out(extra)), resources, self.log)
             autograded = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
             for left in extra_files(autograded, notebooks) if autograded.is_dir() else []:
                 (autograded / left).unlink()  # copied anyway (an ignore list that did not match): out before any kernel

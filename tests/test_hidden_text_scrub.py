@@ -51,9 +51,9 @@ def stream(text, name="stdout"):
 
 def scrub(*cells, config=None):
     nb = new_notebook(cells=list(cells))
-    outcomes.drain(object)
-    ScrubHiddenTestText(config=config or Config()).preprocess(nb, {"nbgrader": {"notebook": "add"}})
-    return nb, outcomes.drain(Problem)
+    resources = {"nbgrader": {"notebook": "add"}}
+    ScrubHiddenTestText(config=config or Config()).preprocess(nb, resources)
+    return nb, [r for r in outcomes.records(resources) if isinstance(r, Problem)]
 
 
 def shown(cell) -> str:

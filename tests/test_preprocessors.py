@@ -16,13 +16,7 @@ from coursekit.nbgrader_cli import ENV_WITH_VENV
 from coursekit.outcomes import CellChange, ChangeKind, ProblemKind
 from coursekit.preprocessors import DeduplicateCells, GuardedExecute, HideHiddenTestTracebacks, KeepCourseSkipTags
 from coursekit.restore_cells import RestoreMissingCells
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_records():
-    outcomes.drain(object)
-    yield
-    outcomes.drain(object)
+from coursekit.sandbox import SandboxProvisioner
 
 
 def cell(kind, name, source, **nbgrader):
@@ -77,8 +71,9 @@ def restore(notebook, resources):
     config = Config()
     config.OverwriteCells.add_missing_cells = True
     notebook, _ = ComputeChecksums().preprocess(notebook, {})
-    notebook, _ = RestoreMissingCells(config=config).preprocess(notebook, copy.deepcopy(resources))
-    return notebook, outcomes.drain(CellChange)
+    resources = copy.deepcopy(resources)
+    notebook, _ = RestoreMissingCells(config=config).preprocess(notebook, resources)
+    return notebook, outcomes.records(resources)
 
 
 def test_an_untouched_submission_reports_no_change_even_with_hidden_tests(gradebook):
@@ -116,9 +111,10 @@ def test_a_test_cell_turned_into_markdown_is_graded_as_code_and_reported(gradebo
 def test_a_copied_answer_cell_leaves_one_graded_copy_and_is_reported():
     notebook = released(master())
     notebook.cells.insert(2, copy.deepcopy(notebook.cells[1]))
-    notebook, _ = DeduplicateCells().preprocess(notebook, {"nbgrader": {"notebook": "nb"}})
+    resources = {"nbgrader": {"notebook": "nb"}}
+    notebook, _ = DeduplicateCells().preprocess(notebook, resources)
     assert "nbgrader" not in notebook.cells[1].metadata and notebook.cells[2].metadata.nbgrader.grade_id == "add"
-    assert outcomes.drain(CellChange) == [CellChange(ChangeKind.COPIED, "add", "nb")]
+    assert outcomes.records(resources) == [CellChange(ChangeKind.COPIED, "add", "nb")]
 
 
 class FakeKernelManager:
@@ -131,6 +127,7 @@ class FakeKernelManager:
 def test_a_cell_that_prints_too_much_is_cut_interrupted_and_reported():
     execute = GuardedExecute(max_output_bytes=100)
     execute.nb, execute.km = new_notebook(cells=[cell("code", "q1", "while True: print('x' * 60)")]), FakeKernelManager()
+    execute.resources = {}  # what GuardedExecute.preprocess sets before running a notebook
     execute.reset_execution_trackers()  # what nbclient does before running a notebook, and before a cell:
     execute.clear_before_next_output = False
     execute._output_sizes, execute._cut_cells, execute._pending = {}, set(), set()
@@ -145,9 +142,49 @@ def test_a_cell_that_prints_too_much_is_cut_interrupted_and_reported():
     asyncio.run(print_three_times())
     assert len(outs) == 2 and outs[0].text.startswith("[grader] This cell printed more than 0.1 kB")
     assert execute.km.interrupted == 1
-    [problem] = outcomes.drain()
+    [problem] = outcomes.records(execute.resources)
     assert problem.kind is ProblemKind.TOO_MUCH_OUTPUT and problem.cells == ("q1",)
     assert str(problem) == "too much output: cell(s) q1 printed more than 0.1 kB; the output was cut and the cell stopped"
+
+
+class KernelGroup:
+    """A kernel's control group as the sandbox reads it at cleanup (coursekit.cgroup.KernelGroup)."""
+
+    def __init__(self, kills):
+        self.kills = kills
+
+    def oom_kills(self):
+        return self.kills
+
+    def peak_memory(self):
+        return 2 * 1024**3
+
+
+class SandboxedKernelManager:
+    """A kernel manager whose sandbox ends at cleanup, the out-of-memory killer having ended `kills` processes."""
+
+    def __init__(self, kills):
+        self.provisioner, self.kills = SandboxProvisioner(memory_limit=2 * 1024**3), kills
+
+    def is_alive(self):
+        return False
+
+    def cleanup_resources(self):
+        self.provisioner._report_memory(KernelGroup(self.kills))
+
+
+@pytest.mark.parametrize("kills", [2, 0])
+def test_processes_the_out_of_memory_killer_ended_are_reported_once_the_kernel_is_cleaned_up(kills):
+    execute = GuardedExecute()
+    execute.km, execute.resources, execute._kernel_seconds = SandboxedKernelManager(kills), {}, 0.0
+    execute._cleanup_kernel()
+    problems = outcomes.records(execute.resources)
+    if not kills:
+        assert problems == []
+        return
+    [problem] = problems
+    assert problem.kind is ProblemKind.OUT_OF_MEMORY and "(2 GiB" in problem.detail
+    assert problem.detail.endswith("2 of them killed")
 
 
 def test_only_the_cells_source_tags_keep_the_skip_tag(tmp_path):

@@ -246,9 +246,9 @@ def test_python_files_of_the_submission_are_reviewed_and_links_not_followed(tmp_
 def _preprocess(nb, course_root, student="ada", assignment="a1"):
     pp = review.ReviewStudentCode()
     pp.config.CourseDirectory.root = str(course_root)
-    outcomes.drain(object)
-    pp.preprocess(nb, {"nbgrader": {"student": student, "assignment": assignment, "notebook": assignment}})
-    return outcomes.drain(Problem)
+    resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": assignment}}
+    pp.preprocess(nb, resources)
+    return [r for r in outcomes.records(resources) if isinstance(r, Problem)]
 
 
 def test_the_preprocessor_reports_needs_review_with_cell_and_line_and_leaves_the_notebook(tmp_path, caplog):

@@ -73,16 +73,15 @@ def test_the_course_ignore_list_stops_nbgrader_copying_other_files_but_not_the_e
     assert utils.ignore_patterns(exclude=ignore)(str(folder), [NOTEBOOK, "helper.py"]) == []
 
 
-def checked(folder, nb, config_root):
+def checked(folder, nb, config_root, resources=None):
+    """The problems CheckSubmittedFiles reported into the notebook's resources (also kept there if it raises)."""
     config = Config()
     config.CourseDirectory.root = str(config_root)
-    outcomes.drain(object)
-    resources = {"nbgrader": {"student": "ada", "assignment": ASSIGNMENT, "notebook": ASSIGNMENT}}
-    try:
-        CheckSubmittedFiles(config=config).preprocess(nb, resources)
-    finally:
-        problems = outcomes.drain(Problem)
-    return problems
+    if resources is None:
+        resources = {}
+    resources["nbgrader"] = {"student": "ada", "assignment": ASSIGNMENT, "notebook": ASSIGNMENT}
+    CheckSubmittedFiles(config=config).preprocess(nb, resources)
+    return [r for r in outcomes.records(resources) if isinstance(r, Problem)]
 
 
 def test_the_preprocessor_lists_other_files_once_and_refuses_links_and_hidden_tests(tmp_path):
@@ -100,10 +99,12 @@ def test_the_preprocessor_lists_other_files_once_and_refuses_links_and_hidden_te
         checked(folder, master_copy, tmp_path)
 
     (folder / "link").symlink_to(tmp_path / "source")
+    resources = {}
     with pytest.raises(SubmissionRefused, match="symbolic link") as refused:
-        checked(folder, nb, tmp_path)
+        checked(folder, nb, tmp_path, resources)
     problem = diagnosis.from_exception(refused.value)
     assert problem.kind is ProblemKind.REFUSED and problem.detail.startswith("holds symbolic link(s)")
+    assert outcomes.records(resources) == [problem], "reported in the resources before the preprocessor raised"
 
 
 def test_nbgrader_s_own_files_are_carried_from_step_to_step_never_through_a_link(tmp_path):
