@@ -171,7 +171,7 @@ class GuardedExecute(IntegrityChecks, Execute):
             return super().output(outs, msg, display_id, cell_index)
         if msg["msg_type"] == "error":
             if msg["content"].get("ename") == kernel_guard.OUTPUT_LIMIT_ERROR and cell_index not in self._cut_cells:
-                self._cut(outs, cell_index)  # the kernel stopped the cell itself (kernel_guard.cap_output)
+                self._cut(outs, cell_index)  # the kernel stopped the cell itself (guard_output.cap_output)
             return super().output(outs, msg, display_id, cell_index)
         if cell_index in self._cut_cells:
             return None  # dropped: this cell already printed too much
