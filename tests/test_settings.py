@@ -318,3 +318,47 @@ def test_a_setting_has_one_home():
     assert copies == set()
     helps = [trait.help for cls in classes for trait in cls.class_own_traits(config=True).values() if trait.help]
     assert len(helps) == len(set(helps)), "the same setting described twice"
+
+
+def changed(trait):
+    """A value other than the trait's default, of its type (a real module or variable where a list names some)."""
+    default = trait.default()
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, (int, float)):
+        return default + (7 if isinstance(default, int) else 7.5)
+    if isinstance(default, str):
+        return default + " (set in nbgrader_config.py)"
+    if isinstance(default, (set, frozenset)):
+        return set(default) - {sorted(default)[0]}
+    if isinstance(default, list):
+        return [*default, "json" if "module" in trait.name else "HOME" if "environment" in trait.name else "s1"]
+    raise AssertionError(f"no changed value for {trait.name} ({type(default).__name__}): add one here")
+
+
+def test_every_setting_coursekit_declares_takes_effect_from_nbgrader_config(course, monkeypatch, tmp_path):
+    """Each config trait of every coursekit class, set in the course's nbgrader_config.py, is the value the object
+    that uses it has: in the grading worker (preprocessors, the sandbox provisioner the kernel manager makes) or in
+    the `coursekit grade` command. A trait no one reads from the config would fail here."""
+    monkeypatch.chdir(tmp_path)  # GradeApp.plot and log_file are relative paths
+    settings = {cls: {name: changed(trait) for name, trait in cls.class_own_traits(config=True).items()}
+                for cls in coursekit_configurables()}
+    assert sum(map(len, settings.values())) >= 20  # the settings the README documents, and the course's own
+    lines = [f"c.{cls.__name__}.{name} = {value!r}" for cls, values in settings.items() for name, value in values.items()
+             if cls is not GradeApp]
+    folder = course(*lines)
+    app = worker_app(folder)
+    guard = GuardedExecute(parent=app, kernel_name="python3")
+    kernel_manager = guard.create_kernel_manager()  # unsafe_no_sandbox is set: no provisioner named, config kept
+    for cls, values in settings.items():
+        if cls is GradeApp:
+            continue
+        made = sandbox.SandboxProvisioner(parent=kernel_manager) if cls is sandbox.SandboxProvisioner else cls(parent=app)
+        for name, value in values.items():
+            assert getattr(made, name) == value, f"c.{cls.__name__}.{name} in nbgrader_config.py did not take effect"
+
+    grade_app_lines = [f"c.GradeApp.{name} = {value!r}" for name, value in settings[GradeApp].items()]
+    command = GradeApp()
+    command.initialize(["a", f"--course={course(*grade_app_lines)}"])
+    for name, value in settings[GradeApp].items():
+        assert getattr(command, name) == value, f"c.GradeApp.{name} in nbgrader_config.py did not take effect"
