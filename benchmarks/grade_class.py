@@ -66,8 +66,8 @@ def proportional_memory(pid: int) -> int:
     return 0
 
 
-class PeakMemory:
-    """Samples the memory of a process tree in a thread: `peak`, the most the resident sizes summed to, and
+class ProcessTreeSampler:
+    """The one sampler of the benchmarks: samples a process tree (sandboxed kernels included) in a thread. Memory: `peak`, the most the resident sizes summed to, and
     `peak_pss`, the most their proportional sizes (PSS) summed to, in bytes. Also keeps the last CPU time seen of
     each descendant: `cpu_seconds` (processes that lived at least one sampling interval), counting only what
     descendants already running at the start spent after it. `exclude`: processes whose trees are not counted."""
@@ -182,7 +182,7 @@ def run_plain(course: Path, assignment: str, warm: bool) -> dict:
         process = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force",
                                     f"--SandboxProvisioner.warm={warm}"],
                                    cwd=course, env=ENV_WITH_VENV, stdout=out, stderr=subprocess.STDOUT)
-        with PeakMemory(psutil.Process(process.pid)) as memory:
+        with ProcessTreeSampler(psutil.Process(process.pid)) as memory:
             process.wait()
     seconds = time.perf_counter() - started
     text = log.read_text()
@@ -194,7 +194,7 @@ def run_plain(course: Path, assignment: str, warm: bool) -> dict:
 def run_parallel(course: Path, assignment: str, jobs: int, warm: bool) -> dict:
     me = psutil.Process()
     started = time.perf_counter()
-    with PeakMemory(me, baseline=me.memory_info().rss) as memory:
+    with ProcessTreeSampler(me, baseline=me.memory_info().rss) as memory:
         results = grade_assignment(course, assignment, config=Config({"Grading": {"jobs": jobs}, "SandboxProvisioner": {"warm": warm}}))
     seconds = time.perf_counter() - started
     split = [(t.kernel_seconds, t.cells_seconds) for r in results for t in r.timings]

@@ -17,7 +17,7 @@ the workers needed for 5,000 submissions in 10 minutes from the measured CPU per
 running when the clock starts (as an instructor's is); its start-up time is printed separately.
 
 The figures depend on the machine and on what else runs on it: with other work on the same cores they are noisy.
-CPU is counted by sampling the process tree every 0.2 s (grade_class.py's PeakMemory: every process that lived at
+CPU is counted by sampling the process tree every 0.2 s (grade_class.py's ProcessTreeSampler: every process that lived at
 least one interval, the sandboxed kernels included, which getrusage misses: they are reaped inside their own PID
 namespace). A local run counts this process and its graders, not the idle Dask cluster; a Dask run counts this
 process and the whole cluster. The workers' own "task" figure (coursekit.cluster.TaskStats) is getrusage's, shown
@@ -37,7 +37,7 @@ from nbgrader.api import Gradebook
 from traitlets.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grade_class import PeakMemory, build_class  # noqa: E402
+from grade_class import ProcessTreeSampler, build_class  # noqa: E402
 
 from coursekit.testing import COURSE_ROOT  # noqa: E402
 from coursekit.cluster import TaskStats  # noqa: E402
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
                     with_gradebook(course, url)
                     stats: list[TaskStats] = []
                     peak = PeakConnections(pg, name)
-                    sampler = PeakMemory(psutil.Process(), exclude=cluster_processes if mode == "local" else ())
+                    sampler = ProcessTreeSampler(psutil.Process(), exclude=cluster_processes if mode == "local" else ())
                     sampler.__enter__()
                     t0 = time.perf_counter()
                     if mode == "local":

@@ -26,7 +26,7 @@ import psutil
 
 from coursekit import testing as subs
 from coursekit.testing import make_course_folder
-from grade_class import PeakMemory  # benchmarks/, beside this script
+from grade_class import ProcessTreeSampler  # benchmarks/, beside this script
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 GRADE = """
@@ -48,7 +48,7 @@ def grade(course: Path, assignment: str, pythonpath: str | None) -> tuple[list, 
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    with PeakMemory(psutil.Process(), include_root=False) as tree:
+    with ProcessTreeSampler(psutil.Process(), include_root=False) as tree:
         run = subprocess.run([sys.executable, "-c", GRADE, str(course), assignment], env=env, capture_output=True,
                              text=True, cwd=course)
     line = next((l for l in run.stdout.splitlines() if l.startswith("RESULTS ")), None)

@@ -34,7 +34,7 @@ from traitlets.config import Config
 from coursekit import testing as subs
 from coursekit.grading import grade_assignment
 from coursekit.testing import make_course_folder
-from grade_class import PeakMemory  # benchmarks/, beside this script
+from grade_class import ProcessTreeSampler  # benchmarks/, beside this script
 
 # Cold kernels in all four: this measures what protection costs; benchmarks/grade_class.py measures warm kernels.
 COLD = "c.SandboxProvisioner.warm = False\n"
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         for name, course in courses.items():
             # CPU of the workers, bubblewrap and kernels, sampled: getrusage(RUSAGE_CHILDREN) would miss the
             # sandboxed kernels (bubblewrap's init is killed, not waited for).
-            with PeakMemory(psutil.Process(), include_root=False) as tree:
+            with ProcessTreeSampler(psutil.Process(), include_root=False) as tree:
                 results = grade_assignment(course, args.assignment,
                                            config=Config({"Grading": {"jobs": 1}, "GuardedExecute": {"unsafe_no_sandbox": name == "unprotected"}}))
             cpu[name] += tree.cpu_seconds
