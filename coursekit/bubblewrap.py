@@ -60,6 +60,9 @@ def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, 
             args += ["--symlink", os.readlink(directory), directory]
         elif os.path.isdir(directory):
             args += ["--ro-bind", directory, directory]
+    # /etc is made by bubblewrap for the files below: as root it would be 0700, and the kernel could read none of
+    # them (its certificates, time zone, fonts: matplotlib's fc-list printed "Fontconfig error" on stderr).
+    args += ["--perms", "0755", "--dir", "/etc"]
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     read_only = [(path, path) for path in read_only_paths()]

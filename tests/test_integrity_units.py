@@ -2,7 +2,9 @@
 shell, exactly the code the grader sends to each grading kernel."""
 import contextlib
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -109,6 +111,22 @@ def test_the_sandbox_makes_the_folders_above_its_mount_points_reachable():
     parents = bubblewrap.missing_parents(["/opt/python/3.11", "/home/grader/course/.venv", "/tmp/k/connection",
                                        "/home/grader/course/.venv/lib"])
     assert parents == ["/home", "/opt", "/home/grader", "/opt/python", "/tmp/k", "/home/grader/course"]
+
+
+@pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="needs a working bubblewrap sandbox")
+def test_the_kernel_can_read_what_the_sandbox_shows_of_etc(tmp_path):
+    """As root bubblewrap made /etc 0700, so the kernel's user could read none of ETC_FILES (certificates, time zone,
+    fonts: a plot printed "Fontconfig error: Cannot load default config file" on stderr)."""
+    shown = [f"/etc/{name}" for name in bubblewrap.ETC_FILES if os.access(f"/etc/{name}", os.R_OK)]
+    script = "import json, os; print(json.dumps([p for p in %r if not os.access(p, os.R_OK)]))" % shown
+    env = {"HOME": "/tmp", "PATH": bubblewrap.kernel_path()}
+    command = bubblewrap.sandbox_command([sys.executable, "-c", script], [], str(tmp_path), env=env, work_size=2**20)
+    unreadable = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    assert "/etc/fonts" in shown and json.loads(unreadable) == []
+    if shutil.which("fc-list"):  # what matplotlib runs at its first import in a fresh sandbox
+        fonts = subprocess.run(bubblewrap.sandbox_command(["fc-list"], [], str(tmp_path), env=env, work_size=2**20),
+                               capture_output=True, text=True, timeout=60)
+        assert fonts.returncode == 0 and "Fontconfig error" not in fonts.stderr, fonts.stderr
 
 
 def test_without_bubblewrap_grading_is_refused_with_the_way_out(monkeypatch, tmp_path):
