@@ -47,9 +47,11 @@ def missing_parents(mount_points: list[str]) -> list[str]:
 
 def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, env: dict[str, str] | None = None,
                     uid: int = 65534, gid: int = 65534, tmp_size: int = 512 * 1024**2,
-                    files: list[tuple[str, str]] = (), work_size: int | None = None) -> list[str]:
+                    files: list[tuple[str, str]] = (), work_size: int | None = None,
+                    private_folders: list[tuple[str, int]] = ()) -> list[str]:
     """`command` wrapped in bubblewrap. binds: (host path, sandbox path) pairs mounted read-write; files: read-only,
-    mounted over what the sandbox would show there; work_size: `cwd` is an empty tmpfs of that many bytes."""
+    mounted over what the sandbox would show there; work_size: `cwd` is an empty tmpfs of that many bytes;
+    private_folders: (sandbox path, bytes) pairs, each an empty tmpfs of that size (files can be mounted into it)."""
     # Every namespace but the user namespace as root (setpriv below changes the uid for real); with it otherwise.
     namespaces = ["--unshare-user"] if os.geteuid() else []
     namespaces += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -68,15 +70,16 @@ def sandbox_command(command: list[str], binds: list[tuple[str, str]], cwd: str, 
     read_only = [(path, path) for path in read_only_paths()]
     # bubblewrap makes the missing parents of a mount point root-only (0700) when run as root: make them 0755
     # first, or the unprivileged kernel could not reach what is mounted below them.
-    work = [cwd] if work_size is not None else []
-    for parent in missing_parents([inside for _, inside in read_only + binds] + work):
+    work = [(cwd, work_size)] if work_size is not None else []
+    work += list(private_folders)
+    for parent in missing_parents([inside for _, inside in read_only + binds] + [folder for folder, _ in work]):
         args += ["--perms", "0755", "--dir", parent]
     for host, inside in read_only:
         args += ["--ro-bind", host, inside]
     for host, inside in binds:
         args += ["--bind", host, inside]
-    for folder in work:  # writable by the sandbox's user (whose uid bubblewrap cannot give a tmpfs), like /tmp
-        args += ["--size", str(work_size), "--perms", "1777", "--tmpfs", folder]
+    for folder, size in work:  # writable by the sandbox's user (whose uid bubblewrap cannot give a tmpfs), like /tmp
+        args += ["--size", str(size), "--perms", "1777", "--tmpfs", folder]
     for host, inside in files:
         args += ["--ro-bind", host, inside]
     for name, value in (env or {}).items():

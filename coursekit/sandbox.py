@@ -10,8 +10,11 @@ Debian's `bubblewrap` package) and sees:
 - a filesystem made of the Python environment and the system's libraries, read-only; as the folder its notebook
   runs in (the path of autograded/<student>/<assignment>/), an empty, size-limited tmpfs: nothing of the student's
   folder enters (nbclient sends the cells; files beside the notebook, symlinks above all, stay out); a private,
-  size-limited /tmp; and the folder that holds its connection file and sockets (root's again once the kernel is
-  ready: `seal_connection_folder`, called by GuardedExecute before any cell runs). The gradebook, source/, the other
+  size-limited /tmp; and the folder that holds its connection file and sockets: as root, the host's folder, root's
+  again once the kernel is ready (`seal_connection_folder`, called by GuardedExecute before any cell runs); as an
+  ordinary user, who cannot take back a folder from a kernel that runs as the same user, a tiny tmpfs of the
+  sandbox's own, with the connection file mounted read-only into it (the grader reaches the sockets through
+  /proc/PID/root). The gradebook, source/, the other
   students' files, the grader's home and the rest of the host are not there, and nothing it writes reaches the
   host's disk;
 - its own process namespace: when the kernel ends, every process it started ends with it;
@@ -31,12 +34,14 @@ of the host is reachable from inside. `coursekit.preprocessors.GuardedExecute` s
 kernels it starts (plain `nbgrader autograde` with the course's config, and `coursekit grade`), and refuses to
 grade when `unavailable_reason()` says the sandbox cannot run, unless `unsafe_no_sandbox` is set.
 """
+import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -91,6 +96,8 @@ def _try_sandbox() -> str | None:
 
 
 FOLDER_PREFIX = "coursekit-kernel-"
+# As an ordinary user, the kernel's connection folder is a tmpfs of this size in its sandbox: room for its sockets.
+PRIVATE_CONNECTION_FOLDER_SIZE = 1024**2
 
 
 def remove_abandoned_folders() -> None:
@@ -160,6 +167,7 @@ class SandboxProvisioner(LocalProvisioner):
     _group: "cgroup.KernelGroup | None" = None  # the kernel's control group, while it runs
     _kernel_argv: list[str] | None = None  # a warm kernel's command line, run by the zygote instead of bubblewrap
     _kernel_pid: tuple[int, float] | None = None  # a warm kernel's pid on the host, and when it started
+    _private_connection = False  # an ordinary user's kernel: its sockets are in a tmpfs of its sandbox
     memory_problem: Problem | None = None  # set at cleanup when the out-of-memory killer ended kernel processes
 
     async def pre_launch(self, **kwargs):
@@ -198,9 +206,16 @@ class SandboxProvisioner(LocalProvisioner):
         environment = {name: os.environ[name] for name in self.passed_environment if name in os.environ}
         environment.update(HOME="/tmp", PATH=kernel_path(), MPLCONFIGDIR="/tmp")
         self._identity = (uid, gid, environment, notebook_folder)
+        binds, private_folders = [(str(connection), str(connection))], []
+        self._private_connection = os.geteuid() != 0 and self._kernel_argv is None
+        if self._private_connection:
+            # As an ordinary user the kernel runs as you: a host folder it may write in could not be taken back from
+            # it (seal_connection_folder needs root) and could fill your disk. Its sockets go into a tmpfs instead.
+            private_folders = [(str(connection), PRIVATE_CONNECTION_FOLDER_SIZE)]
+            binds, binds_read_only = [], [*binds_read_only, (km.connection_file, km.connection_file)]
         command = sandbox_command(
-            kernel_command, binds=[(str(connection), str(connection))], cwd=notebook_folder, env=environment,
-            uid=uid, gid=gid, tmp_size=self.tmp_size, files=binds_read_only, work_size=self.work_size)
+            kernel_command, binds=binds, cwd=notebook_folder, env=environment, uid=uid, gid=gid,
+            tmp_size=self.tmp_size, files=binds_read_only, work_size=self.work_size, private_folders=private_folders)
         kwargs["cmd"] = limited(command, self._limits())
         self._group = self._control_group()
         if self._group is not None:  # joined before bubblewrap starts: the whole sandbox is in it
@@ -244,6 +259,13 @@ class SandboxProvisioner(LocalProvisioner):
 
     async def launch_kernel(self, cmd: list[str], **kwargs):
         connection_info = await super().launch_kernel(cmd, **kwargs)  # bubblewrap: a cold kernel, or the waiter
+        if self._private_connection:
+            # The sockets are in the sandbox's own tmpfs: the grader (the same user, owner of the sandbox's user
+            # namespace) reaches them through the sandbox's root as /proc shows it. Until bubblewrap has entered its
+            # new root the path leads nowhere, and ZeroMQ connects again (the host's folder has no sockets).
+            inside = await self._sandbox_init_pid()
+            connection_info["ip"] = f"/proc/{inside}/root{connection_info['ip']}"
+            self.connection_info = connection_info
         if self._kernel_argv is not None:
             uid, gid, environment, cwd = self._identity
             # the same limits prlimit set on the sandbox (the zygote's fork did not inherit them)
@@ -258,6 +280,16 @@ class SandboxProvisioner(LocalProvisioner):
                               zygote.process.pid, len(zygote.modules))
             self._kernel_pid = (pid, psutil.Process(pid).create_time())
         return connection_info
+
+    async def _sandbox_init_pid(self, timeout: float = 10) -> int:
+        """The host pid of bubblewrap's first process inside the sandbox (its pid 1)."""
+        bubblewrap = psutil.Process(self.process.pid)
+        deadline = time.monotonic() + timeout
+        while not (children := bubblewrap.children()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bubblewrap started no sandbox (exit status {self.process.poll()})")
+            await asyncio.sleep(0.005)
+        return children[0].pid
 
     async def send_signal(self, signum: int) -> None:
         """An interrupt goes to the kernel alone: bubblewrap itself would die of it, and the kernel with it."""

@@ -170,6 +170,7 @@ def graded_courses(tmp_path_factory):
     feedback = []
     for folder, port in ((course, ports["course"]), (control, ports["control"])):
         graded = folder / "autograded" / "hostile" / SECTION / f"{SECTION}.ipynb"
+        graded.chmod(0o644)  # nbgrader leaves autograded notebooks read-only (444): root writes anyway, a user not
         graded.write_text(graded.read_text().replace("__ORIGIN__", f"http://127.0.0.1:{port}"))
         feedback.append(subprocess.Popen(  # both at once: the two courses share nothing
             [sys.executable, "-m", "nbgrader", "generate_feedback", SECTION, "--student=hostile", "--force"],
