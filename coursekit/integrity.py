@@ -15,8 +15,10 @@ channel as the notebook's cells, a probe of its own:
    errors or lies: no later test cell can be trusted;
 3. the test cell runs with one line added at its end, which records a random marker in the hook, counted only
    when that line runs as the test cell's own code: a cell that shows no error but did not reach its last line
-   was stopped silently. Test cells and probes run with `store_history=False` (never in `In`, `_ih`, `_iN`), and
-   while a test runs the hook blanks its hidden tests in the kernel's copies of its source;
+   was stopped silently. Test cells and probes are silent requests (`GraderClient`): never in `In`, `_ih`, `_iN`,
+   and never echoed on IOPub as an `execute_input` message, which ipykernel publishes before the cell runs (so
+   before the hook can blank anything) to whatever listens there, student code in the kernel included; while a
+   test runs the hook blanks its hidden tests in the kernel's copies of its source;
 4. after the cell, the same probe again: hooks installed while the test ran (by student code it called), a veto
    while it ran, a canary that does not come back, or a missing marker mean the cell's result cannot be trusted.
 
@@ -32,6 +34,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contextlib import contextmanager
+
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_core.utils import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
@@ -56,6 +61,7 @@ class ProbeResult:
     forged: str | None = None  # how the test cell's last line was run from other code (after a cell)
     vetoed_during_test: list[str] = field(default_factory=list)  # what the hook vetoed while the test ran
     vetoed: list[str] = field(default_factory=list)  # what the hook vetoed since the last probe
+    history_count: int | None = None  # the execution count of the kernel's last cell kept in its history
 
     @property
     def trustworthy(self) -> bool:
@@ -94,6 +100,30 @@ def integrity_error(reason: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=INTEGRITY_ERROR, evalue=text, traceback=[f"{INTEGRITY_ERROR}: {text}"])
 
 
+class GraderClient(AsyncKernelClient):
+    """nbclient's kernel client, whose execute requests are silent while `silent_requests()` holds.
+
+    nbclient sends a cell with `kc.execute(source, store_history=..., stop_on_error=...)` and no way to ask for
+    silence. A silent request is one ipykernel does not echo on IOPub (no `execute_input`: a test cell's hidden
+    tests never travel there) and IPython runs without `pre_run_cell`/`post_run_cell` callbacks and without
+    displaying its last expression (a test cell sent by the grader ends with its marker line, which shows nothing
+    either). Its errors, its printed output and its execute reply come back as for any request.
+    """
+
+    silent = False
+
+    @contextmanager
+    def silent_requests(self):
+        self.silent = True
+        try:
+            yield
+        finally:
+            self.silent = False
+
+    def execute(self, code, silent=False, *args, **kwargs):
+        return super().execute(code, silent or self.silent, *args, **kwargs)
+
+
 class IntegrityChecks:
     """Mixin for nbgrader's Execute (an nbclient NotebookClient): the probes around every test cell.
 
@@ -102,10 +132,19 @@ class IntegrityChecks:
 
     integrity: NotebookIntegrity | None = None
 
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if self.check_integrity:
+            km.client_factory = GraderClient  # test cells and probes go as silent requests
+        return km
+
     async def async_start_new_kernel_client(self):
         kc = await super().async_start_new_kernel_client()
         self.integrity = None
         if self.check_integrity:
+            if not isinstance(kc, GraderClient):  # a kernel manager made elsewhere: test cells would be echoed
+                raise RuntimeError("coursekit: grading needs the kernel client coursekit.integrity.GraderClient "
+                                   f"(got {type(kc).__name__})")
             await self._install_guard()
             self.integrity = NotebookIntegrity()
         return kc
@@ -166,11 +205,12 @@ class IntegrityChecks:
 
         try:
             reply = await ensure_async(self.kc.execute_interactive(
-                code, store_history=False, stop_on_error=False, allow_stdin=False, timeout=self._probe_timeout(),
-                output_hook=collect_errors))
+                code, silent=True, store_history=False, stop_on_error=False, allow_stdin=False,
+                timeout=self._probe_timeout(), output_hook=collect_errors))
         except TimeoutError:
             return None
-        result = ProbeResult(answered=False, canary_raised=False)
+        result = ProbeResult(answered=False, canary_raised=False,
+                             history_count=reply["content"].get("execution_count"))
         for evalue in errors:
             report, _, signature = evalue.rpartition("|")
             if not report or not hmac.compare_digest(signature, self._mac(report)):
@@ -210,8 +250,13 @@ class IntegrityChecks:
         state.restored.update(dict.fromkeys(before.found))
 
         cell.source = sent
-        try:  # store_history=False: a test cell's source never reaches In, _ih, _iN or the history
-            cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history=False)
+        # A silent request sends no execute_input, which gave the cell its prompt number: the number the next cell
+        # kept in the history gets, as before.
+        if not execution_count and isinstance(before.history_count, int):
+            execution_count = before.history_count + 1
+        try:  # silent: a test cell's source never reaches IOPub, In, _ih, _iN or the history
+            with self.kc.silent_requests():
+                cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history=False)
         finally:
             cell.source = source
         if not await ensure_async(self.km.is_alive()):

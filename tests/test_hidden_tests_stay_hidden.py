@@ -10,7 +10,9 @@ database), `linecache`, IPython's record of the running cell, the kernel's reque
 hidden test, in the autograded notebook or in the feedback; what the grader had to refuse is reported by name.
 Honest classmates, graded in the same run, keep full marks.
 """
+import base64
 import json
+import re
 import textwrap
 
 import pytest
@@ -25,6 +27,7 @@ from coursekit.testing import hidden_test_lines, html_text, make_course_folder
 pytestmark = pytest.mark.slow  # grades a class of submissions
 
 ASSIGNMENT = "01-async-database"
+FIRST_ANSWER = "q1_nonblocking"  # runs before every test cell
 LAST_ANSWER = "q3_missing_await"  # its list_emails is called by a visible test, then by a hidden one
 CELL_TIMEOUT = 20
 
@@ -170,11 +173,70 @@ def reader_submission(now: str | None, during_tests: str | None) -> dict:
     return subs.with_answers(subs.blank_submission(ASSIGNMENT), {LAST_ANSWER: source})
 
 
+# What ipykernel publishes on IOPub, caught from the first answer cell on, before any test cell runs: a request's
+# execute_input message carries its whole code (a test cell's hidden tests included), and ipykernel publishes it
+# before the cell starts, so before the grader's hook can blank anything. `show_caught()` prints what was caught
+# base64-encoded, so that no scrub of hidden-test text can recognise it; the last answer cell calls it, and so does
+# its list_emails while the q3 tests (a hidden one included) run.
+IOPUB_LISTENERS = {
+    # wraps the IOPub thread's send_multipart (the guard puts back the session's send, not this)
+    "iopub-send-wrapper": """
+        import base64
+        _kernel, _caught = get_ipython().kernel, []
+        _send = _kernel.iopub_thread.send_multipart
+        def _listen(msg, *args, **kwargs):
+            frames = [bytes(frame) for frame in msg]
+            if any(b"execute_input" in frame for frame in frames):
+                _caught.append(b"|".join(frames))
+            return _send(msg, *args, **kwargs)
+        _kernel.iopub_thread.send_multipart = _listen
+    """,
+    # a daemon thread polling the IOPub thread's queue of sends (each a closure holding the message's frames)
+    "iopub-queue-poller": """
+        import base64, threading, time
+        _kernel, _caught = get_ipython().kernel, []
+        def _poll(queue=_kernel.iopub_thread._events, seen=set()):
+            while True:
+                try:
+                    for send in list(queue):
+                        if id(send) not in seen:
+                            seen.add(id(send))
+                            text = repr([cell.cell_contents for cell in send.__closure__ or ()])
+                            if "execute_input" in text:
+                                _caught.append(text.encode())
+                except Exception:
+                    pass
+                time.sleep(0)
+        threading.Thread(target=_poll, daemon=True).start()
+    """,
+}
+SHOW_CAUGHT = """
+    def show_caught():
+        print("CAUGHT:" + base64.b64encode(b"\\n".join(_caught)).decode())
+"""
+
+
+def listener_submission(listener: str) -> dict:
+    """The blank notebook whose first answer cell listens on IOPub, and whose last one shows what it caught."""
+    last = "show_caught()\n\nasync def list_emails(session):\n    show_caught()\n    return []\n"
+    return subs.with_answers(subs.blank_submission(ASSIGNMENT), {
+        FIRST_ANSWER: textwrap.dedent(listener).strip() + "\n" + textwrap.dedent(SHOW_CAUGHT),
+        LAST_ANSWER: last})
+
+
+def decoded_catches(text: str) -> str:
+    """What the listeners printed, decoded (JSON escapes of the caught messages undone as well)."""
+    caught = "\n".join(base64.b64decode(blob).decode(errors="replace")
+                        for blob in re.findall(r"CAUGHT:([A-Za-z0-9+/=]*)", text))
+    return caught + "\n" + caught.encode().decode("unicode_escape", errors="replace")
+
+
 @pytest.fixture(scope="module")
 def reading_class(tmp_path_factory):
     course = make_course_folder(tmp_path_factory.mktemp("readers"), [ASSIGNMENT])
     students = {"honest-1": subs.correct_submission(ASSIGNMENT), "honest-2": subs.correct_submission(ASSIGNMENT),
-                **{name: reader_submission(*reader) for name, reader in READERS.items()}}
+                **{name: reader_submission(*reader) for name, reader in READERS.items()},
+                **{name: listener_submission(listener) for name, listener in IOPUB_LISTENERS.items()}}
     for student, notebook in students.items():
         subs.write_submission(course, student, ASSIGNMENT, notebook)
     results = {r.student: r for r in grade_assignment(
@@ -223,3 +285,23 @@ def test_the_readers_really_ran_and_read(reading_class):
 def test_what_the_grader_refused_is_reported_by_name(reading_class, student, refused):
     problem = reading_class["results"][student].problem
     assert problem and problem.kind is ProblemKind.TAMPERED and refused in str(problem), problem
+
+
+@pytest.mark.parametrize("student", IOPUB_LISTENERS)
+def test_what_ipykernel_publishes_on_iopub_holds_no_hidden_test(reading_class, student):
+    """Test cells run as silent requests: ipykernel publishes no execute_input for them, so nothing listening on
+    IOPub sees their code (the listeners' catches are encoded, so only what was never sent keeps them out)."""
+    course, secret = reading_class["course"], hidden_test_lines(ASSIGNMENT)
+    caught = decoded_catches(graded_outputs(course, student))
+    feedback = html_text((course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text())
+    caught_in_feedback = decoded_catches(feedback)
+    assert "CAUGHT:" in graded_outputs(course, student), "the listener showed what it caught"
+    assert not [line for line in secret if line in caught], f"hidden tests in what {student} caught: {caught[:2000]}"
+    assert not [line for line in secret if line in caught_in_feedback], "hidden tests in the feedback"
+    assert set(reading_class["results"][student].scores.values()) == {0.0}
+
+
+def test_the_iopub_listener_really_listens(reading_class):
+    """The wrapper is live: it catches the execute_input of the answer cells that ran after it."""
+    caught = decoded_catches(graded_outputs(reading_class["course"], "iopub-send-wrapper"))
+    assert "execute_input" in caught and "show_caught()" in caught
