@@ -1,13 +1,14 @@
 """Hidden tests stay hidden inside the grading kernel (issue 19, part 2).
 
-Each student hands in the blank Section 1 notebook with one attack in its LAST answer cell, after the test cells
-of the earlier exercises ran (their hidden tests included): the cell itself reads what the interpreter kept, and
-its `list_emails`, which a visible and a hidden test call, reads the interpreter while the hidden test runs. Every
-way a notebook can read the interpreter is tried: input history (`In`, `_ih`, `_iN`, `Out`, IPython's history
-database), `linecache`, IPython's record of the running cell, the kernel's request, frames (`sys._getframe`,
-`inspect.stack`, a caught exception's `tb_frame`, an asyncio task's stack, logging's and pydantic's frame helpers),
-`gc`, `/proc/self/mem`, and an audit hook that prints what IPython compiles. Nothing they print holds a line of a
-hidden test, in the autograded notebook or in the feedback; what the grader had to refuse is reported by name.
+Each student hands in the blank Section 1 notebook with one attack in its LAST answer cell, after the test cells of
+the earlier exercises ran (their hidden tests included): the cell itself reads what the interpreter kept, and its
+`list_emails`, which a visible and a hidden test call, reads the interpreter while the hidden test runs. Every way a
+notebook can read the interpreter is tried: input history (`In`, `_ih`, `_iN`, `Out`, IPython's history database),
+`linecache`, IPython's record of the running cell, the kernel's request, frames (`sys._getframe`, `inspect.stack`, a
+caught exception's `tb_frame`, an asyncio task's stack, logging's and pydantic's frame helpers), `gc`,
+`/proc/self/mem`, and an audit hook that prints what IPython compiles; two more listen on ipykernel's IOPub from the
+first answer cell on, for the `execute_input` message that echoes a request's code. Nothing they print holds a line
+of a hidden test, in the autograded notebook or in the feedback; what the grader had to refuse is reported by name.
 Honest classmates, graded in the same run, keep full marks.
 """
 import base64
