@@ -17,7 +17,7 @@ from nbgrader import utils
 from coursekit import bubblewrap, guard_state, sandbox
 from coursekit.grading import grade_assignment
 from coursekit.preprocessors import GuardedExecute
-from coursekit.integrity import builtin_names, integrity_error
+from coursekit.integrity import GraderClient, builtin_names, integrity_error
 
 SWALLOW = "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"
 
@@ -143,6 +143,21 @@ def test_without_bubblewrap_grading_is_refused_with_the_way_out(monkeypatch, tmp
     # the way out, taken on purpose: the kernel manager is the plain one
     unsafe = GuardedExecute(kernel_name="python3", unsafe_no_sandbox=True).create_kernel_manager()
     assert "kernel_provisioner" not in unsafe.kernel_spec.metadata
+
+
+def test_test_cells_go_as_silent_requests_which_ipykernel_does_not_echo_on_iopub(monkeypatch):
+    """The grader's kernel client sends what runs inside silent_requests() (test cells, probes) with silent=True,
+    and the notebook's other cells as nbclient asks."""
+    kc = GuardedExecute(kernel_name="python3", unsafe_no_sandbox=True).create_kernel_manager().client()
+    assert isinstance(kc, GraderClient)
+    sent = []
+    monkeypatch.setattr(GraderClient, "shell_channel", type("Channel", (), {"send": staticmethod(sent.append)})())
+    kc.execute("answer = 42", store_history=True)
+    with kc.silent_requests():
+        kc.execute("assert answer == 42", store_history=False, stop_on_error=False)
+    kc.execute("answer += 1")
+    assert [(m["content"]["code"], m["content"]["silent"]) for m in sent] == [
+        ("answer = 42", False), ("assert answer == 42", True), ("answer += 1", False)]
 
 
 def test_the_private_folder_of_a_killed_grader_is_removed_by_the_next_one(tmp_path, monkeypatch):
