@@ -178,10 +178,18 @@ class SandboxProvisioner(LocalProvisioner):
         self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX)).resolve()
         (self._folder / "grader.pid").write_text(f"{os.getpid()} {psutil.Process().create_time()}")
         connection = self._folder / "connection"
-        connection.mkdir()
+        # As an ordinary user the kernel runs as you: a host folder it may write in could not be taken back from it
+        # (seal_connection_folder needs root) and could fill your disk. Its sockets go into a tmpfs of its sandbox,
+        # which the host's `connection` reaches as a link made once the sandbox exists (launch_kernel); the
+        # connection file, beside it, is mounted read-only. (Warm kernels need root: they never take this way.)
+        self._private_connection = os.geteuid() != 0
         km.transport = "ipc"
-        km.connection_file = str(connection / "kernel.json")
         km.ip = str(connection / "kernel")
+        if self._private_connection:
+            km.connection_file = str(self._folder / "kernel.json")
+        else:
+            connection.mkdir()
+            km.connection_file = str(connection / "kernel.json")
         notebook_folder = os.path.realpath(kwargs.get("cwd") or os.getcwd())
 
         kwargs = await super().pre_launch(**kwargs)  # writes the connection file, builds the kernel's command
@@ -207,10 +215,7 @@ class SandboxProvisioner(LocalProvisioner):
         environment.update(HOME="/tmp", PATH=kernel_path(), MPLCONFIGDIR="/tmp")
         self._identity = (uid, gid, environment, notebook_folder)
         binds, private_folders = [(str(connection), str(connection))], []
-        self._private_connection = os.geteuid() != 0 and self._kernel_argv is None
         if self._private_connection:
-            # As an ordinary user the kernel runs as you: a host folder it may write in could not be taken back from
-            # it (seal_connection_folder needs root) and could fill your disk. Its sockets go into a tmpfs instead.
             private_folders = [(str(connection), PRIVATE_CONNECTION_FOLDER_SIZE)]
             binds, binds_read_only = [], [*binds_read_only, (km.connection_file, km.connection_file)]
         command = sandbox_command(
@@ -261,11 +266,11 @@ class SandboxProvisioner(LocalProvisioner):
         connection_info = await super().launch_kernel(cmd, **kwargs)  # bubblewrap: a cold kernel, or the waiter
         if self._private_connection:
             # The sockets are in the sandbox's own tmpfs: the grader (the same user, owner of the sandbox's user
-            # namespace) reaches them through the sandbox's root as /proc shows it. Until bubblewrap has entered its
-            # new root the path leads nowhere, and ZeroMQ connects again (the host's folder has no sockets).
-            inside = await self._sandbox_init_pid()
-            connection_info["ip"] = f"/proc/{inside}/root{connection_info['ip']}"
-            self.connection_info = connection_info
+            # namespace) reaches them through the sandbox's root as /proc shows it, by the same path as the kernel
+            # (the connection file is not changed: jupyter_client would write it again while the kernel reads it).
+            # Until bubblewrap has entered its new root the link leads nowhere, and ZeroMQ connects again.
+            connection = self._folder / "connection"
+            os.symlink(f"/proc/{await self._sandbox_init_pid()}/root{connection}", connection)
         if self._kernel_argv is not None:
             uid, gid, environment, cwd = self._identity
             # the same limits prlimit set on the sandbox (the zygote's fork did not inherit them)

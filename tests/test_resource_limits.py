@@ -349,6 +349,53 @@ def test_the_kernel_and_its_whole_sandbox_are_in_a_group_with_the_limits(tmp_pat
     assert not [folder for folder in seen["folders"] if folder.exists()]  # removed when the kernel ended
 
 
+def test_kernels_started_at_once_each_answer_and_keep_their_connection_folder_small(tmp_path):
+    """Three sandboxed kernels started at the same moment by one process (as nbclient and a grading worker do) all
+    answer. As an ordinary user each one's connection folder is a 1 MiB tmpfs of its own sandbox, which the host
+    reaches through a link: 2 MiB written there stop with an error, and nothing of it is on the host's disk. (The
+    first version of that folder let jupyter_client rewrite the connection file while kernels read it: 14 of 45
+    kernels died before answering.)"""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from coursekit.sandbox import PROVISIONER_NAME
+    fill = ("import os, sys\nfolder = os.path.dirname(sys.argv[sys.argv.index('-f') + 1]) + '/connection'\n"
+            "try:\n    open(folder + '/fill.bin', 'wb').write(b'x' * 2 * 1024**2); print('written')\n"
+            "except OSError as error:\n    print(type(error).__name__)\n") if os.geteuid() else "print(1 + 1)"
+
+    async def one(number: int) -> tuple[str, bool]:
+        folder = tmp_path / f"k{number}"
+        folder.mkdir(exist_ok=True)
+        km = AsyncKernelManager(kernel_name="python3")
+        km.kernel_spec.metadata["kernel_provisioner"] = {"provisioner_name": PROVISIONER_NAME, "config": {}}
+        await km.start_kernel(cwd=str(folder))
+        client = km.client()
+        client.start_channels()
+        printed = []
+        try:
+            await client.wait_for_ready(timeout=60)
+            reply = await client.execute_interactive(fill, timeout=60, output_hook=lambda m: printed.append(
+                m["content"].get("text", "")) if m["msg_type"] == "stream" else None)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            linked = os.path.islink(Path(km.connection_file).parent / "connection")
+        finally:
+            client.stop_channels()
+            await km.shutdown_kernel(now=True)
+        return "".join(printed).strip(), linked
+
+    async def all_at_once():
+        return await asyncio.gather(*(one(n) for n in range(3)))
+
+    for _ in range(2):
+        answers = asyncio.run(all_at_once())
+        if os.geteuid() == 0:  # root: the host's folder, root's again before any cell runs (tested above)
+            assert answers == [("2", False)] * 3, answers
+        else:
+            assert answers == [("OSError", True)] * 3, answers
+    assert not list(Path(tempfile.gettempdir()).glob("coursekit-kernel-*/fill.bin"))
+
+
 def test_the_groups_of_a_killed_grader_are_emptied_and_removed_by_the_next_kernel(tmp_path):
     """A grader killed with SIGKILL cleans nothing up; a process its kernel left in the group keeps running."""
     import signal
