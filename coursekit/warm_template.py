@@ -153,7 +153,9 @@ def _open_for_writing(fifo: str, bwrap_pid: int, deadline: float) -> int:
             if error.errno != errno.ENXIO:  # ENXIO: no reader yet
                 raise
             if not _running(bwrap_pid):
-                raise WarmKernelError("the sandbox ended before it was ready (see bubblewrap's message above)") from None
+                raise WarmKernelError("the sandbox ended before it was ready (bubblewrap's message is on the grading "
+                                      "process's stderr: `coursekit grade --verbose` shows it with the submission)"
+                                      ) from None
             if time.monotonic() > give_up:
                 raise WarmKernelError(f"the sandbox was not ready after {deadline:g} s") from None
             time.sleep(0.002)
