@@ -6,6 +6,8 @@ Checks out `--baseline` (a git revision of this repository) into a temporary fol
 course folder with the same submissions (correct ones and ones with a realistic wrong answer) with `--jobs 1`: one
 with this working tree's coursekit, one with the baseline's (PYTHONPATH), in rounds that alternate the two, so that
 drift in the machine's load is shared. Both use the sandbox and their probes; kernels are warm unless --cold.
+A baseline older than b848b70 needs --cold: its warm-kernel template is started by module name (`python -m
+coursekit.warm`) in a clean environment, so it would run this tree's module, not the baseline's.
 
 Prints, per revision: seconds per notebook (mean, and median), of which kernel start/stop and running the cells,
 CPU seconds per notebook (every process of the grading run, sampled), the ratio to the baseline, and whether every
