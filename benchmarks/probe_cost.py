@@ -84,6 +84,8 @@ def main(argv=None) -> int:
             if args.cold:
                 with (course / "nbgrader_config.py").open("a") as file:
                     file.write("\nc.SandboxProvisioner.warm = False\n")
+                    if pythonpath:  # a baseline older than 9a505b4 named it GuardedExecute.warm_kernels
+                        file.write("c.GuardedExecute.warm_kernels = False\n")
             for student, notebook in notebooks.items():
                 subs.write_submission(course, student, args.assignment, notebook)
             courses[name] = course
