@@ -60,3 +60,56 @@ def _load(root: str) -> Config:
     JupyterApp.load_config_file(app)
     Application.load_config_file(app, app.config_file_name, path=root)
     return app.config
+
+
+class UnknownSetting(ValueError):
+    """The configuration sets something no coursekit class has: a misspelt or renamed setting, which traitlets would
+    otherwise ignore with a line in the log while grading went on without it."""
+
+
+# coursekit's configurable classes, by module (tests/test_settings.py checks the list is whole).
+CONFIGURABLES = {
+    "coursekit.jobs": ["Grading"],
+    "coursekit.gradeapp": ["GradeApp"],
+    "coursekit.preprocessors": ["GuardedExecute", "DeduplicateCells", "KeepCourseSkipTags", "HideHiddenTestTracebacks"],
+    "coursekit.sandbox": ["SandboxProvisioner"],
+    "coursekit.restore_cells": ["RestoreMissingCells"],
+    "coursekit.foreign_cells": ["ForgetForeignCells"],
+    "coursekit.review": ["ReviewStudentCode"],
+    "coursekit.scrub": ["ScrubHiddenTestText"],
+    "coursekit.sanitize": ["SanitizeStudentHTML", "SanitizedMarkdown2HTML"],
+    "coursekit.submission_files": ["CheckSubmittedFiles", "CarryNbgraderFiles"],
+    "coursekit.grade_worker": ["CourseAutograde"],
+    "coursekit.integrity": ["GraderClient"],
+}
+# Settings that moved, and where to: named in the error rather than guessed.
+MOVED = {
+    "GuardedExecute.kernel_memory_limit": "SandboxProvisioner.memory_limit",
+    "GuardedExecute.warm_kernels": "SandboxProvisioner.warm",
+    "GuardedExecute.preload_modules": "SandboxProvisioner.preload_modules",
+}
+
+
+def check_known_settings(config: Config) -> None:
+    """UnknownSetting naming each `c.Class.name` of a coursekit class in `config` that the class does not have."""
+    import difflib
+    import importlib
+
+    unknown = []
+    for module, names in CONFIGURABLES.items():
+        for name in names:
+            section = config.get(name)
+            if not section:
+                continue
+            traits = getattr(importlib.import_module(module), name).class_traits(config=True)
+            for key, value in section.items():
+                if key in traits or isinstance(value, Config):  # a Config: a nested section, not a setting
+                    continue
+                moved = MOVED.get(f"{name}.{key}")
+                close = difflib.get_close_matches(key, traits, n=1)
+                hint = (f": it is c.{moved} now" if moved else f" (did you mean c.{name}.{close[0]}?)" if close
+                        else "")
+                unknown.append(f"c.{name}.{key}{hint}")
+    if unknown:
+        raise UnknownSetting("Grading refused: the configuration sets what no coursekit class has, so it would be "
+                             "ignored: " + "; ".join(unknown))

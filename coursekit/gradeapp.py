@@ -99,6 +99,7 @@ class GradeApp(Application):
 
 
 def grade(app: GradeApp) -> int:
+    from .config import UnknownSetting
     from .grading import grade_assignment
     from .report import Progress, exercises_of, format_details, format_summary, plot_scores
     from .sandbox import SandboxUnavailable
@@ -113,7 +114,7 @@ def grade(app: GradeApp) -> int:
     try:
         results = grade_assignment(course, assignment, students=app.students or None, config=app.overrides,
                                    progress=Progress() if app.progress else None, dask=app.dask or None)
-    except (SandboxUnavailable, WarmKernelError) as refusal:
+    except (SandboxUnavailable, WarmKernelError, UnknownSetting) as refusal:
         print(refusal, file=sys.stderr)
         return 2
     except Exception as error:

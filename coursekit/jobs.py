@@ -13,6 +13,7 @@ from traitlets import Float, Integer
 from traitlets.config import Config, Configurable
 
 from . import diagnosis, sandbox, warm
+from .config import check_known_settings
 from .outcomes import Problem, ProblemKind, SubmissionResult
 from .worker import GradeJob, WorkerDied, WorkerProcess, WorkerTimedOut
 
@@ -56,7 +57,9 @@ def guard_settings(config: Config):
 
 def check_can_grade(course_root: Path, config: Config) -> None:
     """SandboxUnavailable, before grading anyone, where no sandbox can run (unless GuardedExecute.unsafe_no_sandbox);
-    WarmKernelError when a module the course preloads into warm kernels is not installed."""
+    WarmKernelError when a module the course preloads into warm kernels is not installed; config.UnknownSetting for a
+    setting of a coursekit class that the class does not have (misspelt, or moved)."""
+    check_known_settings(config)
     guard = guard_settings(config)
     if guard.unsafe_no_sandbox:
         return

@@ -362,3 +362,23 @@ def test_every_setting_coursekit_declares_takes_effect_from_nbgrader_config(cour
     command.initialize(["a", f"--course={course(*grade_app_lines)}"])
     for name, value in settings[GradeApp].items():
         assert getattr(command, name) == value, f"c.GradeApp.{name} in nbgrader_config.py did not take effect"
+
+
+def test_the_list_of_coursekit_classes_whose_settings_are_checked_is_whole():
+    listed = {name for names in coursekit.config.CONFIGURABLES.values() for name in names}
+    assert listed == {cls.__name__ for cls in coursekit_configurables()}
+    for module, names in coursekit.config.CONFIGURABLES.items():
+        assert all(getattr(importlib.import_module(module), name).__module__ == module for name in names)
+
+
+def test_a_misspelt_or_moved_setting_stops_grading_with_its_name_and_the_right_one(course, capsys):
+    folder = course("c.GuardedExecute.kernel_memory_limit = 2 * 1024**3", "c.Grading.jbos = 2")
+    assert main(["grade", "a", f"--course={folder}", "--no-progress"]) == 2 and not StandInWorker.started
+    said = capsys.readouterr().err
+    assert "c.GuardedExecute.kernel_memory_limit: it is c.SandboxProvisioner.memory_limit now" in said
+    assert "c.Grading.jbos (did you mean c.Grading.jobs?)" in said
+    with pytest.raises(coursekit.config.UnknownSetting, match="memroy_limit"):  # the API refuses it too
+        grading.grade_assignment(course("c.SandboxProvisioner.memroy_limit = 1"), "a")
+    # the other direction: the course's own settings, and the right names, grade
+    assert main(["grade", "a", f"--course={course('c.SandboxProvisioner.memory_limit = 2 * 1024**3')}",
+                 "--no-progress"]) == 0 and StandInWorker.started
