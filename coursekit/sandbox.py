@@ -101,8 +101,10 @@ PRIVATE_CONNECTION_FOLDER_SIZE = 1024**2
 
 
 def remove_abandoned_folders() -> None:
-    """Private folders of kernels whose grader was killed (it never cleaned up): removed by the next one."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+    """Private folders of kernels, and of warm-kernel templates, whose grader was killed (it never cleaned up):
+    removed by the next kernel's start."""
+    temporary = Path(tempfile.gettempdir())
+    for folder in [*temporary.glob(f"{FOLDER_PREFIX}*"), *temporary.glob(f"{warm.FOLDER_PREFIX}*")]:
         try:
             pid, started = (folder / "grader.pid").read_text().split()
             alive = psutil.Process(int(pid)).create_time() == float(started)

@@ -60,6 +60,7 @@ select.select([kernel], [], [])
 
 
 # One zygote per list of modules in each grading process, started on first use, ended with the process.
+FOLDER_PREFIX = "coursekit-zygote-"  # its folder in the temporary folder: the control socket
 
 class Zygote:
     """A running zygote: `start_kernel(request)` asks it for a kernel in a sandbox, and answers the kernel's pid."""
@@ -67,8 +68,14 @@ class Zygote:
     def __init__(self, modules: list[str], environment: dict[str, str]):
         import subprocess
         import tempfile
+
+        import psutil
         self.modules = modules
-        self.folder = tempfile.mkdtemp(prefix="coursekit-zygote-")  # 0700: the grader's alone
+        self.folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX)  # 0700: the grader's alone
+        # Whose it is: when the grader and the template are both killed (a submission past its deadline), the next
+        # kernel's start removes the folder (coursekit.sandbox.remove_abandoned_folders).
+        with open(os.path.join(self.folder, "grader.pid"), "w") as owner:
+            owner.write(f"{os.getpid()} {psutil.Process().create_time()}")
         self.control = os.path.join(self.folder, "control")
         status_read, status_write = os.pipe()
         # stdin is the lifeline (see warm_template.serve); stdout and stderr are the grader's, as a cold kernel's are.

@@ -193,6 +193,24 @@ def test_a_killed_grader_leaves_no_template_and_no_kernel(tmp_path):
         grader.kill()
 
 
+def test_the_folder_of_a_template_killed_with_its_grader_is_removed_by_the_next_kernel(tmp_path):
+    """A submission past its deadline: its grader and everything it started are killed (SIGKILL), the template
+    too, so nobody removes the template's folder; the next kernel's start does (before: two left per test run)."""
+    grader = subprocess.Popen([sys.executable, "-c", GRADER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = json.loads(grader.stdout.readline())
+        folder = pids.pop("folder")
+        os.kill(pids["zygote"], signal.SIGKILL)  # first, so that it cannot clean up when its grader goes
+        grader.kill()
+        grader.wait()
+        psutil.wait_procs([psutil.Process(pids["zygote"])] if _alive(pids["zygote"]) else [], timeout=15)
+        assert os.path.isdir(folder)  # left behind, as before
+        assert kernel("import json; print(json.dumps(1))", tmp_path) == 1
+        assert not os.path.exists(folder), "the killed template's folder was left behind"
+    finally:
+        grader.kill()
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
