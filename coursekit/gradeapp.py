@@ -109,7 +109,6 @@ def grade(app: GradeApp) -> int:
     if not (course / "source" / assignment).is_dir():
         print(f"no such assignment: {course / 'source' / assignment}", file=sys.stderr)
         return 2
-    settings = Grading(parent=app)
     started = time.monotonic()
     try:
         results = grade_assignment(course, assignment, students=app.students or None, config=app.overrides,
@@ -130,7 +129,7 @@ def grade(app: GradeApp) -> int:
     plot = plot_scores(results, Path(app.plot) if app.plot else course / "reports" / f"{assignment}-scores.png",
                        assignment)
     print(format_summary(assignment, results, exercises_of(course, assignment), seconds=seconds,
-                         jobs=None if app.dask else settings.workers_for(len(results)), plot=plot))
+                         jobs=None if app.dask else Grading(parent=app).workers_for(len(results)), plot=plot))
     if app.log_file:
         Path(app.log_file).write_text(format_details(results) + "\n")
         print(f"Each submission's log and output: {app.log_file}")
