@@ -100,6 +100,11 @@ FOLDER_PREFIX = "coursekit-kernel-"
 PRIVATE_CONNECTION_FOLDER_SIZE = 1024**2
 
 
+def mark_grader(folder: Path) -> None:
+    """Record which process owns `folder` (its pid and start time), for remove_abandoned_folders."""
+    (Path(folder) / "grader.pid").write_text(f"{os.getpid()} {psutil.Process().create_time()}")
+
+
 def remove_abandoned_folders() -> None:
     """Private folders of kernels, and of warm-kernel templates, whose grader was killed (it never cleaned up):
     removed by the next kernel's start."""
@@ -178,7 +183,7 @@ class SandboxProvisioner(LocalProvisioner):
         # grading as root: only bubblewrap, as root, reaches into it.
         remove_abandoned_folders()
         self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX)).resolve()
-        (self._folder / "grader.pid").write_text(f"{os.getpid()} {psutil.Process().create_time()}")
+        mark_grader(self._folder)
         connection = self._folder / "connection"
         # As an ordinary user the kernel runs as you: a host folder it may write in could not be taken back from it
         # (seal_connection_folder needs root) and could fill your disk. Its sockets go into a tmpfs of its sandbox,

@@ -68,14 +68,12 @@ class Zygote:
     def __init__(self, modules: list[str], environment: dict[str, str]):
         import subprocess
         import tempfile
-
-        import psutil
         self.modules = modules
         self.folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX)  # 0700: the grader's alone
         # Whose it is: when the grader and the template are both killed (a submission past its deadline), the next
         # kernel's start removes the folder (coursekit.sandbox.remove_abandoned_folders).
-        with open(os.path.join(self.folder, "grader.pid"), "w") as owner:
-            owner.write(f"{os.getpid()} {psutil.Process().create_time()}")
+        from .sandbox import mark_grader  # (sandbox imports this module)
+        mark_grader(self.folder)
         self.control = os.path.join(self.folder, "control")
         status_read, status_write = os.pipe()
         # stdin is the lifeline (see warm_template.serve); stdout and stderr are the grader's, as a cold kernel's are.
